@@ -1,0 +1,40 @@
+"""Install ssd_plugin: ``pip install -e .`` (``tools/setup_env.sh`` does it for you).
+
+mmcv 2.1.0 has no wheel for recent torch and is compiled from source by
+``tools/setup_env.sh``; the ranges below only say what works together.
+"""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+
+def read_version() -> str:
+    namespace: dict = {}
+    with open(osp.join(osp.dirname(__file__), 'ssd_plugin', 'version.py')) as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
+setup(
+    name='ssd_plugin',
+    version=read_version(),
+    description='SSD: Single Shot MultiBox Detector as an MMDetection 3.x plugin',
+    long_description=open('README.md', encoding='utf-8').read()
+    if osp.exists('README.md') else '',
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['ssd_plugin', 'ssd_plugin.*']),
+    python_requires='>=3.9,<3.13',
+    install_requires=[
+        'torch>=2.0',
+        'mmengine>=0.10.0,<1.0',
+        'mmcv>=2.0.0,<2.2.0',
+        'mmdet>=3.3.0,<3.4',
+        'numpy',
+        'pycocotools',
+    ],
+    extras_require={
+        'tests': ['pytest>=8', 'pytest-xdist', 'hypothesis>=6', 'openmim'],
+    },
+    license='Apache-2.0',
+    zip_safe=False,
+)

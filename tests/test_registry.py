@@ -1,0 +1,104 @@
+"""Scoped registry look-ups: ours first, mmdet's as fallback, ours from mmdet."""
+import mmdet.registry as mmdet_registry
+import pytest
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+import ssd_plugin
+from ssd_plugin import registry
+
+# Every public name and the registry it must live in.
+PUBLIC = [
+    ('AtrousVGG', 'MODELS'),
+    ('SSDNeck', 'MODELS'),
+    ('SSDHead', 'MODELS'),
+    ('MultiBoxLoss', 'MODELS'),
+    ('DefaultBoxGenerator', 'TASK_UTILS'),
+    ('RandomPhotometricDistort', 'TRANSFORMS'),
+    ('RandomZoomOut', 'TRANSFORMS'),
+    ('RandomIoUCrop', 'TRANSFORMS'),
+]
+
+REGISTRY_NAMES = [
+    'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'STRATEGIES', 'DATASETS',
+    'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'MODEL_WRAPPERS',
+    'WEIGHT_INITIALIZERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
+    'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'METRICS', 'EVALUATOR',
+    'TASK_UTILS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS', 'INFERENCERS',
+    'FUNCTIONS'
+]
+
+
+def test_version():
+    assert isinstance(ssd_plugin.__version__, str)
+    assert ssd_plugin.__version__.count('.') == 2
+
+
+@pytest.mark.parametrize('name', REGISTRY_NAMES)
+def test_every_registry_is_a_child_of_mmdet_or_mmengine(name):
+    ours = getattr(registry, name)
+    assert ours.scope == 'ssd_plugin'
+    parent = getattr(mmdet_registry, name, None)
+    if parent is not None:
+        assert ours.parent is parent
+    # Reachable from the root of its tree, which is how mmengine switches to
+    # our scope (Registry.switch_scope_and_registry).
+    root = ours._get_root_registry()
+    assert root._search_child('ssd_plugin') is ours
+
+
+@pytest.mark.parametrize('name,registry_name', PUBLIC)
+def test_public_name_found_under_our_scope(name, registry_name):
+    ours = getattr(registry, registry_name)
+    assert name in ours.module_dict, f'{name} is not registered in {ours}'
+    cls = ours.get(name)
+    assert cls.__module__.startswith('ssd_plugin.')
+
+
+@pytest.mark.parametrize('name,registry_name', PUBLIC)
+def test_public_name_reached_from_mmdet_scope(name, registry_name):
+    theirs = getattr(mmdet_registry, registry_name)
+    ours = getattr(registry, registry_name)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        assert theirs.get(f'ssd_plugin.{name}') is ours.get(name)
+
+
+@pytest.mark.parametrize('name,registry_name', [
+    ('ResNet', 'MODELS'), ('SingleStageDetector', 'MODELS'),
+    ('DeltaXYWHBBoxCoder', 'TASK_UTILS'), ('MaxIoUAssigner', 'TASK_UTILS'),
+    ('Resize', 'TRANSFORMS'), ('CocoDataset', 'DATASETS'),
+    ('CocoMetric', 'METRICS'), ('DetVisualizationHook', 'HOOKS'),
+    ('DetLocalVisualizer', 'VISUALIZERS')
+])
+def test_mmdet_name_falls_back(name, registry_name):
+    ours = getattr(registry, registry_name)
+    theirs = getattr(mmdet_registry, registry_name)
+    assert name not in ours.module_dict
+    with DefaultScope.overwrite_default_scope('ssd_plugin'):
+        assert ours.get(name) is theirs.get(name)
+
+
+def test_mmdet_prefixed_name_from_our_scope():
+    with DefaultScope.overwrite_default_scope('ssd_plugin'):
+        assert registry.MODELS.get('mmdet.ResNet') is \
+            mmdet_registry.MODELS.get('ResNet')
+
+
+def test_plain_mmdet_config_builds_our_part(tmp_path):
+    """A config under mmdet's scope names our parts as ``ssd_plugin.X``."""
+    cfg_file = tmp_path / 'plain_mmdet.py'
+    cfg_file.write_text(
+        "default_scope = 'mmdet'\n"
+        "custom_imports = dict(imports=['ssd_plugin'], "
+        "allow_failed_imports=False)\n"
+        "prior_generator = dict(type='ssd_plugin.DefaultBoxGenerator', "
+        "input_size=300, scale_range=(0.15, 0.9), "
+        "strides=[8, 16, 32, 64, 100, 300])\n")
+    cfg = Config.fromfile(str(cfg_file))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        generator = mmdet_registry.TASK_UTILS.build(cfg.prior_generator)
+    assert type(generator).__module__.startswith('ssd_plugin.')
+    # 38^2*4 + 19^2*6 + 10^2*6 + 5^2*6 + 3^2*4 + 1*4 (paper: 8732 boxes)
+    sizes = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
+    boxes = generator.grid_priors(sizes, device='cpu')
+    assert sum(len(b) for b in boxes) == 8732
