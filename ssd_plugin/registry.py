@@ -9,6 +9,11 @@ imported (``custom_imports``). MMEngine imports ``ssd_plugin.registry`` when it
 switches to our scope; importing it imports the package, which registers
 everything (see ``ssd_plugin/__init__.py``).
 
+mmengine's fallback to a parent reads the parent's table without importing
+the parent's lazy ``locations``, so a child that never triggered mmdet's
+imports would not see e.g. ``DetVisualizationHook``. Each child therefore
+lists its own modules and then its parent's locations.
+
 ``STRATEGIES``, ``INFERENCERS`` and ``FUNCTIONS`` have no MMDetection
 counterpart in mmdet 3.3, so their parents are MMEngine's roots.
 """
@@ -16,56 +21,46 @@ from mmdet import registry as mmdet_registry
 from mmengine import registry as mmengine_registry
 from mmengine.registry import Registry
 
-_SCOPE = 'ssd_plugin'
 
-RUNNERS = Registry('runner', parent=mmdet_registry.RUNNERS, scope=_SCOPE)
-RUNNER_CONSTRUCTORS = Registry(
-    'runner constructor', parent=mmdet_registry.RUNNER_CONSTRUCTORS, scope=_SCOPE)
-LOOPS = Registry('loop', parent=mmdet_registry.LOOPS, scope=_SCOPE)
-HOOKS = Registry(
-    'hook', parent=mmdet_registry.HOOKS, scope=_SCOPE,
-    locations=['ssd_plugin.engine'])
-STRATEGIES = Registry('strategy', parent=mmengine_registry.STRATEGIES, scope=_SCOPE)
+def _child(parent: Registry, *locations: str) -> Registry:
+    """A registry in scope ``ssd_plugin`` under ``parent``.
 
-DATASETS = Registry(
-    'dataset', parent=mmdet_registry.DATASETS, scope=_SCOPE,
-    locations=['ssd_plugin.datasets'])
-DATA_SAMPLERS = Registry(
-    'data sampler', parent=mmdet_registry.DATA_SAMPLERS, scope=_SCOPE)
-TRANSFORMS = Registry(
-    'transform', parent=mmdet_registry.TRANSFORMS, scope=_SCOPE,
-    locations=['ssd_plugin.datasets.transforms'])
+    Args:
+        parent (Registry): mmdet's (or mmengine's) registry of that kind.
+        *locations (str): Our modules that register into it.
+    """
+    # ``_locations`` is mmengine's list of modules to import lazily.
+    return Registry(parent.name, parent=parent, scope='ssd_plugin',
+                    locations=[*locations, *parent._locations])
 
-MODELS = Registry(
-    'model', parent=mmdet_registry.MODELS, scope=_SCOPE,
-    locations=['ssd_plugin.models'])
-MODEL_WRAPPERS = Registry(
-    'model_wrapper', parent=mmdet_registry.MODEL_WRAPPERS, scope=_SCOPE)
-WEIGHT_INITIALIZERS = Registry(
-    'weight initializer', parent=mmdet_registry.WEIGHT_INITIALIZERS, scope=_SCOPE)
 
-OPTIMIZERS = Registry('optimizer', parent=mmdet_registry.OPTIMIZERS, scope=_SCOPE)
-OPTIM_WRAPPERS = Registry(
-    'optim_wrapper', parent=mmdet_registry.OPTIM_WRAPPERS, scope=_SCOPE)
-OPTIM_WRAPPER_CONSTRUCTORS = Registry(
-    'optimizer wrapper constructor',
-    parent=mmdet_registry.OPTIM_WRAPPER_CONSTRUCTORS, scope=_SCOPE)
-PARAM_SCHEDULERS = Registry(
-    'parameter scheduler', parent=mmdet_registry.PARAM_SCHEDULERS, scope=_SCOPE)
+RUNNERS = _child(mmdet_registry.RUNNERS)
+RUNNER_CONSTRUCTORS = _child(mmdet_registry.RUNNER_CONSTRUCTORS)
+LOOPS = _child(mmdet_registry.LOOPS)
+HOOKS = _child(mmdet_registry.HOOKS, 'ssd_plugin.engine')
+STRATEGIES = _child(mmengine_registry.STRATEGIES)
 
-METRICS = Registry('metric', parent=mmdet_registry.METRICS, scope=_SCOPE)
-EVALUATOR = Registry('evaluator', parent=mmdet_registry.EVALUATOR, scope=_SCOPE)
+DATASETS = _child(mmdet_registry.DATASETS, 'ssd_plugin.datasets')
+DATA_SAMPLERS = _child(mmdet_registry.DATA_SAMPLERS)
+TRANSFORMS = _child(mmdet_registry.TRANSFORMS,
+                    'ssd_plugin.datasets.transforms')
 
-TASK_UTILS = Registry(
-    'task util', parent=mmdet_registry.TASK_UTILS, scope=_SCOPE,
-    locations=['ssd_plugin.models'])
+MODELS = _child(mmdet_registry.MODELS, 'ssd_plugin.models')
+MODEL_WRAPPERS = _child(mmdet_registry.MODEL_WRAPPERS)
+WEIGHT_INITIALIZERS = _child(mmdet_registry.WEIGHT_INITIALIZERS)
 
-VISUALIZERS = Registry(
-    'visualizer', parent=mmdet_registry.VISUALIZERS, scope=_SCOPE)
-VISBACKENDS = Registry(
-    'vis_backend', parent=mmdet_registry.VISBACKENDS, scope=_SCOPE)
-LOG_PROCESSORS = Registry(
-    'log_processor', parent=mmdet_registry.LOG_PROCESSORS, scope=_SCOPE)
-INFERENCERS = Registry(
-    'inferencer', parent=mmengine_registry.INFERENCERS, scope=_SCOPE)
-FUNCTIONS = Registry('function', parent=mmengine_registry.FUNCTIONS, scope=_SCOPE)
+OPTIMIZERS = _child(mmdet_registry.OPTIMIZERS)
+OPTIM_WRAPPERS = _child(mmdet_registry.OPTIM_WRAPPERS)
+OPTIM_WRAPPER_CONSTRUCTORS = _child(mmdet_registry.OPTIM_WRAPPER_CONSTRUCTORS)
+PARAM_SCHEDULERS = _child(mmdet_registry.PARAM_SCHEDULERS)
+
+METRICS = _child(mmdet_registry.METRICS)
+EVALUATOR = _child(mmdet_registry.EVALUATOR)
+
+TASK_UTILS = _child(mmdet_registry.TASK_UTILS, 'ssd_plugin.models')
+
+VISUALIZERS = _child(mmdet_registry.VISUALIZERS)
+VISBACKENDS = _child(mmdet_registry.VISBACKENDS)
+LOG_PROCESSORS = _child(mmdet_registry.LOG_PROCESSORS)
+INFERENCERS = _child(mmengine_registry.INFERENCERS)
+FUNCTIONS = _child(mmengine_registry.FUNCTIONS)

@@ -1,4 +1,7 @@
 """Scoped registry look-ups: ours first, mmdet's as fallback, ours from mmdet."""
+import subprocess
+import sys
+
 import mmdet.registry as mmdet_registry
 import pytest
 from mmengine.config import Config
@@ -66,7 +69,7 @@ def test_public_name_reached_from_mmdet_scope(name, registry_name):
 @pytest.mark.parametrize('name,registry_name', [
     ('ResNet', 'MODELS'), ('SingleStageDetector', 'MODELS'),
     ('DeltaXYWHBBoxCoder', 'TASK_UTILS'), ('MaxIoUAssigner', 'TASK_UTILS'),
-    ('Resize', 'TRANSFORMS'), ('CocoDataset', 'DATASETS'),
+    ('Resize', 'TRANSFORMS'), ('LVISV1Dataset', 'DATASETS'),
     ('CocoMetric', 'METRICS'), ('DetVisualizationHook', 'HOOKS'),
     ('DetLocalVisualizer', 'VISUALIZERS')
 ])
@@ -76,6 +79,20 @@ def test_mmdet_name_falls_back(name, registry_name):
     assert name not in ours.module_dict
     with DefaultScope.overwrite_default_scope('ssd_plugin'):
         assert ours.get(name) is theirs.get(name)
+
+
+def test_fallback_in_a_fresh_process():
+    """mmdet's lazily imported modules are found from our scope alone."""
+    code = (
+        'import ssd_plugin.registry as r\n'
+        'from mmengine.registry import DefaultScope\n'
+        "with DefaultScope.overwrite_default_scope('ssd_plugin'):\n"
+        "    for reg, name in [(r.HOOKS, 'DetVisualizationHook'),\n"
+        "                      (r.VISUALIZERS, 'DetLocalVisualizer'),\n"
+        "                      (r.METRICS, 'VOCMetric'),\n"
+        "                      (r.MODELS, 'RetinaNet')]:\n"
+        "        assert reg.get(name) is not None, name\n")
+    subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
 
 
 def test_mmdet_prefixed_name_from_our_scope():
