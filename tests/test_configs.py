@@ -1,0 +1,174 @@
+"""Every config under configs/ (but _base_) loads, builds and runs.
+
+Parametrised by a glob, so configs added later are covered. Each builds its
+model under our default scope and runs one loss and one predict forward on a
+fake one-image batch at the config's input size; the data pipelines are
+checked to be SSD's at that size and to build in the scope the runner uses.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+from mmengine.structures import InstanceData
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py')
+                 if '_base_' not in p.relative_to(ROOT / 'configs').parts)
+IDS = [str(p.relative_to(ROOT / 'configs')) for p in CONFIGS]
+
+
+@pytest.fixture(scope='module', params=CONFIGS, ids=IDS)
+def cfg(request) -> Config:
+    return Config.fromfile(str(request.param))
+
+
+def test_there_are_configs():
+    names = {p.name for p in CONFIGS}
+    assert {'ssd300_coco.py', 'ssd512_coco.py', 'ssd300_voc0712.py',
+            'ssd512_voc0712.py'} <= names
+
+
+def datasets(dataset_cfg):
+    """The leaf datasets (those with a pipeline) under wrappers."""
+    if 'datasets' in dataset_cfg:
+        return [d for sub in dataset_cfg.datasets for d in datasets(sub)]
+    if 'dataset' in dataset_cfg:
+        return datasets(dataset_cfg.dataset)
+    return [dataset_cfg]
+
+
+def fake_batch(size: int, with_gt: bool = True) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (3, size, size), dtype=torch.uint8,
+                          generator=gen)
+    sample = DetDataSample(metainfo=dict(
+        img_shape=(size, size), ori_shape=(size, size),
+        scale_factor=(1., 1.)))
+    gt = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0).long())
+    if with_gt:
+        gt = InstanceData(bboxes=torch.tensor([[30., 40., 200., 250.]]),
+                          labels=torch.tensor([1]))
+    sample.gt_instances = gt
+    return dict(inputs=[image], data_samples=[sample])
+
+
+def test_config_scope_and_imports(cfg):
+    assert cfg.default_scope == 'ssd_plugin'
+    assert cfg.custom_imports == dict(imports=['ssd_plugin'],
+                                      allow_failed_imports=False)
+
+
+def test_config_model_builds_and_runs(cfg):
+    from ssd_plugin.registry import MODELS
+    init_default_scope('ssd_plugin')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    generator = model.bbox_head.prior_generator
+    assert generator.input_size == (cfg.input_size, ) * 2
+    with torch.no_grad():  # the loss values suffice; saves memory
+        data = model.data_preprocessor(fake_batch(cfg.input_size), True)
+        losses = model(**data, mode='loss')
+    assert set(losses) == {'loss_cls', 'loss_bbox'}
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(fake_batch(cfg.input_size), False)
+        (result, ) = model(**data, mode='predict')
+    dets = result.pred_instances
+    assert len(dets) <= cfg.model.test_cfg.max_per_img
+    assert dets.bboxes.shape == (len(dets), 4)
+
+
+def test_config_pipelines_are_ssd_at_input_size(cfg):
+    size = (cfg.input_size, cfg.input_size)
+    for split in datasets(cfg.train_dataloader.dataset):
+        steps = [t.type.split('.')[-1] for t in split.pipeline]
+        assert steps == [
+            'LoadImageFromFile', 'LoadAnnotations',
+            'RandomPhotometricDistort', 'RandomZoomOut', 'RandomIoUCrop',
+            'Resize', 'RandomFlip', 'PackDetInputs']
+        resize = split.pipeline[5]
+        assert tuple(resize.scale) == size and not resize.keep_ratio
+        zoom = split.pipeline[3]
+        # BGR fill: the preprocessor's RGB mean reversed
+        assert list(zoom.mean) == cfg.model.data_preprocessor.mean[::-1]
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        (split, ) = datasets(loader.dataset)
+        resize = [t for t in split.pipeline if t.type == 'Resize']
+        assert [tuple(r.scale) for r in resize] == [size]
+        assert 'scale_factor' in split.pipeline[-1].meta_keys
+
+
+def test_config_keeps_small_ground_truth(cfg):
+    # mmdet's VOC base would ignore boxes under 32 px (bbox_min_size).
+    for split in datasets(cfg.train_dataloader.dataset):
+        assert 'bbox_min_size' not in split.get('filter_cfg', {})
+
+
+def test_config_train_pipeline_runs_in_the_runner_scope(cfg):
+    """The runner builds each dataset, pipeline included, in its _scope_.
+
+    The steps after loading run on a synthetic image and give an input of
+    the model's size.
+    """
+    import ssd_plugin  # noqa: F401  (registers our transforms)
+    from mmcv.transforms import Compose
+    from mmdet.structures.bbox import HorizontalBoxes
+    scope = cfg.train_dataloader.dataset.get('_scope_', cfg.default_scope)
+    with DefaultScope.overwrite_default_scope(scope):
+        for split in datasets(cfg.train_dataloader.dataset):
+            pipeline = Compose(split.pipeline[2:])
+    rng = np.random.default_rng(0)
+    results = dict(
+        img=rng.integers(0, 256, (120, 160, 3), dtype=np.uint8),
+        img_shape=(120, 160), ori_shape=(120, 160), img_id=0,
+        img_path='fake.jpg',
+        gt_bboxes=HorizontalBoxes(torch.tensor([[20., 10., 90., 100.]])),
+        gt_bboxes_labels=np.array([1]), gt_ignore_flags=np.array([False]))
+    torch.manual_seed(0)
+    packed = pipeline(results)
+    assert tuple(packed['inputs'].shape) == (3, cfg.input_size,
+                                             cfg.input_size)
+    with DefaultScope.overwrite_default_scope(
+            cfg.val_dataloader.dataset.get('_scope_', cfg.default_scope)):
+        Compose(cfg.val_dataloader.dataset.pipeline)
+
+
+def test_config_schedule(cfg):
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+    assert cfg.auto_scale_lr.base_batch_size == 32
+    assert cfg.train_dataloader.batch_size == 32
+    assert cfg.optim_wrapper.optimizer.lr == 1e-3
+    steps = cfg.param_scheduler[-1]
+    assert steps.end == cfg.train_cfg.max_iters
+    assert all(0 < m < cfg.train_cfg.max_iters for m in steps.milestones)
+    # Caffe's lr_mult 2 / decay_mult 0 on biases
+    from mmengine.optim import build_optim_wrapper
+    init_default_scope('ssd_plugin')
+    conv = torch.nn.Conv2d(1, 1, 1)
+    wrapper = build_optim_wrapper(conv, cfg.optim_wrapper)
+    groups = {id(g['params'][0]): g for g in wrapper.param_groups}
+    bias, weight = groups[id(conv.bias)], groups[id(conv.weight)]
+    assert bias['lr'] == 2e-3 and bias['weight_decay'] == 0
+    assert weight['lr'] == 1e-3 and weight['weight_decay'] == 5e-4
+
+
+def test_inference_detector_on_a_numpy_image():
+    from mmdet.apis import inference_detector, init_detector
+    model = init_detector(
+        str(ROOT / 'configs/ssd/ssd300_coco.py'), checkpoint=None,
+        device='cpu')
+    image = np.random.default_rng(0).integers(0, 256, (240, 320, 3),
+                                              dtype=np.uint8)
+    result = inference_detector(model, image)
+    dets = result.pred_instances
+    assert len(dets) <= 200
+    if len(dets):
+        # Rescaled to the 320x240 original image.
+        assert dets.bboxes[:, 0::2].max() <= 320 + 1e-3
+        assert dets.bboxes[:, 1::2].max() <= 240 + 1e-3
