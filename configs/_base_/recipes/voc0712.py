@@ -5,7 +5,7 @@ the paper reports (``eval_mode='11points'``). Model-agnostic: a leaf config
 pairs it with a model base and puts that base's pipelines in the loaders.
 """
 _base_ = [
-    'mmdet::_base_/datasets/voc0712.py', '../schedules/ssd_sgd_120k.py'
+    'mmdet::_base_/datasets/voc0712.py', '../schedules/ssd_sgd.py'
 ]
 
 # mmdet's VOC base marks ground truth under 32 px as ignored (bbox_min_size),
