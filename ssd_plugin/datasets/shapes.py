@@ -1,0 +1,392 @@
+"""A synthetic detection set: coloured shapes on textured backgrounds.
+
+There is no VOC or COCO in CI, so the quickstart and the end-to-end tests
+bring their own data. :func:`make_shapes` draws ``len(SHAPE_CLASSES)`` kinds
+of shape of several sizes (small to large, as in the paper's Fig. 4 argument
+for multi-scale default boxes) and writes them in the real layouts that
+MMDetection reads:
+
+* COCO: ``{out}/{train,val}/*.jpg`` and
+  ``{out}/annotations/instances_{train,val}.json`` (``CocoDataset``);
+* VOC: ``{out}/VOCdevkit/VOC2007`` and ``VOC2012``, each with
+  ``Annotations/*.xml``, ``ImageSets/Main/*.txt`` and ``JPEGImages/``; the
+  train split goes half to VOC2007 ``trainval``, half to VOC2012
+  ``trainval``, the val split to VOC2007 ``test``, as in the paper's
+  "07+12" protocol (section 3.2), so mmdet's ``voc0712.py`` dataset base
+  works with ``data_root='{out}/VOCdevkit/'``. ``VOCDataset`` needs the
+  class names: ``metainfo=dict(classes=SHAPE_CLASSES)``.
+
+Boxes are tight around each shape's full (amodal) mask. Pixel conventions:
+COCO ``[x, y, w, h]`` with ``x`` the first column and ``w`` the column count;
+VOC 1-based inclusive pixel indices, as in the VOCdevkit.
+
+Everything is deterministic given ``seed``: image ``i`` of a split depends
+only on ``(seed, split, i)``, not on how many images are written.
+"""
+import json
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+from xml.etree import ElementTree as ET
+
+import cv2
+import numpy as np
+from mmengine.utils import ProgressBar
+
+SHAPE_CLASSES = ('circle', 'square', 'triangle', 'star')
+FORMATS = ('coco', 'voc', 'both')
+_SPLIT_CODES = {'train': 0, 'val': 1}
+_BACKGROUNDS = ('noise', 'gradient', 'stripes', 'checker')
+
+# An object: (label index into SHAPE_CLASSES, [x, y, w, h], mask area in px).
+ShapeObject = Tuple[int, List[int], int]
+
+
+def shape_polygon(kind: str, center: Tuple[float, float], diameter: float,
+                  angle: float) -> np.ndarray:
+    """Vertices of a polygonal shape inscribed in a circle of ``diameter``.
+
+    Args:
+        kind (str): ``'square'``, ``'triangle'`` or ``'star'``.
+        center (tuple[float, float]): ``(x, y)`` of the circumscribed circle.
+        diameter (float): Diameter of the circumscribed circle in pixels.
+        angle (float): Rotation in radians.
+
+    Returns:
+        np.ndarray: (V, 2) float64 ``(x, y)`` vertices.
+    """
+    radius = diameter / 2
+    if kind == 'star':
+        # 5 outer points alternating with inner ones at 0.45 of the radius.
+        radii = np.tile([radius, 0.45 * radius], 5)
+        thetas = angle + np.arange(10) * np.pi / 5
+    elif kind in ('square', 'triangle'):
+        count = 4 if kind == 'square' else 3
+        radii = np.full(count, radius)
+        thetas = angle + np.arange(count) * 2 * np.pi / count
+    else:
+        raise ValueError(f'unknown polygon kind {kind!r}; expected one of '
+                         "'square', 'triangle', 'star'")
+    return np.stack([center[0] + radii * np.cos(thetas),
+                     center[1] + radii * np.sin(thetas)], axis=1)
+
+
+def shape_mask(kind: str, center: Tuple[float, float], diameter: float,
+               angle: float, img_size: int) -> np.ndarray:
+    """Rasterise one shape.
+
+    Args:
+        kind (str): One of :data:`SHAPE_CLASSES`.
+        center, diameter, angle: As for :func:`shape_polygon` (a circle
+            ignores ``angle``).
+        img_size (int): Side S of the square image.
+
+    Returns:
+        np.ndarray: (S, S) bool mask of the shape's pixels.
+    """
+    mask = np.zeros((img_size, img_size), np.uint8)
+    if kind == 'circle':
+        cv2.circle(mask, (round(center[0]), round(center[1])),
+                   max(1, round(diameter / 2)), 1, thickness=-1)
+    else:
+        points = shape_polygon(kind, center, diameter, angle)
+        cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def mask_to_xywh(mask: np.ndarray) -> List[int]:
+    """Tight COCO box ``[x, y, w, h]`` of a non-empty (H, W) mask.
+
+    ``x, y`` are the first column and row, ``w, h`` the column and row counts,
+    so a single pixel at (r, c) gives ``[c, r, 1, 1]``.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError('mask_to_xywh got an empty mask; draw the shape '
+                         'inside the image first')
+    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
+            int(rows[-1] - rows[0] + 1)]
+
+
+def overlap_over_smaller(box: Sequence[float],
+                         others: Sequence[Sequence[float]]) -> float:
+    """Largest intersection of ``box`` with ``others`` over the smaller area.
+
+    Unlike IoU this also catches a small box hidden inside a large one.
+
+    Args:
+        box: ``[x, y, w, h]``.
+        others: K boxes ``[x, y, w, h]``; K may be 0.
+
+    Returns:
+        float: In [0, 1]; 0 when ``others`` is empty.
+    """
+    best = 0.0
+    for other in others:
+        iw = min(box[0] + box[2], other[0] + other[2]) - max(box[0], other[0])
+        ih = min(box[1] + box[3], other[1] + other[3]) - max(box[1], other[1])
+        if iw > 0 and ih > 0:
+            smaller = min(box[2] * box[3], other[2] * other[3])
+            best = max(best, iw * ih / smaller)
+    return best
+
+
+def textured_background(rng: np.random.Generator, img_size: int) -> np.ndarray:
+    """A muted (S, S, 3) uint8 BGR background.
+
+    One of: uniform noise, a linear gradient, sinusoidal stripes or a
+    checkerboard, each at a random angle/scale, plus Gaussian noise.
+    """
+    kind = _BACKGROUNDS[rng.integers(len(_BACKGROUNDS))]
+    # Two grey levels with a small per-channel tint, so the saturated shapes
+    # (_shape_colour) stand out by colour, not only by brightness.
+    low, high = (rng.uniform(50, 200, size=(2, 1))
+                 + rng.uniform(-20, 20, size=(2, 3)))
+    yy, xx = np.mgrid[0:img_size, 0:img_size] / img_size
+    theta = rng.uniform(0, np.pi)
+    along = np.cos(theta) * xx + np.sin(theta) * yy
+    if kind == 'gradient':
+        weight = (along - along.min()) / max(np.ptp(along), 1e-6)
+    elif kind == 'stripes':
+        weight = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 10) * along)
+    elif kind == 'checker':
+        cells = rng.integers(4, 12)
+        weight = ((xx * cells).astype(int) + (yy * cells).astype(int)) % 2
+    else:
+        weight = rng.uniform(0, 1, size=(img_size, img_size))
+    image = low + weight[..., None] * (high - low)
+    image += rng.normal(0, 8, size=image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _shape_colour(rng: np.random.Generator) -> np.ndarray:
+    """A saturated BGR colour (HSV with S, V in [0.7, 1])."""
+    hsv = np.array([[[rng.integers(0, 180), rng.integers(180, 256),
+                      rng.integers(180, 256)]]], np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float64)
+
+
+def _place_shape(rng: np.random.Generator, img_size: int,
+                 boxes: List[List[int]], scale_range: Tuple[float, float],
+                 max_overlap: float) -> Optional[Tuple[int, np.ndarray]]:
+    """Sample a shape that fits the image and overlaps ``boxes`` little.
+
+    Returns:
+        tuple | None: ``(label, mask)``, or None after 20 failed tries.
+    """
+    for _ in range(20):
+        label = int(rng.integers(len(SHAPE_CLASSES)))
+        # Log-uniform size: as many small as large objects.
+        diameter = img_size * np.exp(rng.uniform(*np.log(scale_range)))
+        diameter = max(diameter, 6.0)
+        center = tuple(rng.uniform(diameter / 2, img_size - diameter / 2, 2))
+        mask = shape_mask(SHAPE_CLASSES[label], center, diameter,
+                          rng.uniform(0, 2 * np.pi), img_size)
+        if mask.any() and overlap_over_smaller(
+                mask_to_xywh(mask), boxes) <= max_overlap:
+            return label, mask
+    return None
+
+
+def draw_image(rng: np.random.Generator, img_size: int, max_objects: int,
+               min_objects: int = 1,
+               scale_range: Tuple[float, float] = (0.1, 0.6),
+               max_overlap: float = 0.4
+               ) -> Tuple[np.ndarray, List[ShapeObject]]:
+    """Draw one image of shapes.
+
+    Args:
+        rng (np.random.Generator): Source of all randomness.
+        img_size (int): Side S of the square image.
+        max_objects (int): Most shapes per image.
+        min_objects (int): Fewest shapes tried per image. Defaults to 1.
+        scale_range (tuple[float, float]): Shape diameter range as fractions
+            of ``img_size``. Defaults to (0.1, 0.6).
+        max_overlap (float): Largest intersection over the smaller box with
+            an earlier shape. Defaults to 0.4 (partial occlusion only).
+
+    Returns:
+        tuple: (S, S, 3) uint8 BGR image and its objects, each
+        ``(label, [x, y, w, h], area)``.
+    """
+    image = textured_background(rng, img_size)
+    objects: List[ShapeObject] = []
+    for _ in range(int(rng.integers(min_objects, max_objects + 1))):
+        placed = _place_shape(rng, img_size, [obj[1] for obj in objects],
+                              scale_range, max_overlap)
+        if placed is None:
+            continue
+        label, mask = placed
+        shading = rng.normal(0, 6, size=(int(mask.sum()), 3))
+        image[mask] = np.clip(_shape_colour(rng) + shading, 0, 255)
+        objects.append((label, mask_to_xywh(mask), int(mask.sum())))
+    return image, objects
+
+
+def coco_json(split_images: List[Tuple[str, List[ShapeObject]]],
+              img_size: int) -> dict:
+    """COCO instances dict for one split.
+
+    Args:
+        split_images: ``(file_name, objects)`` per image, in id order.
+        img_size (int): Side of every image.
+
+    Returns:
+        dict: ``images``, ``annotations`` (ids from 1, ``category_id`` =
+        label + 1, ``iscrowd`` 0) and ``categories``.
+    """
+    images, annotations = [], []
+    for image_id, (file_name, objects) in enumerate(split_images, start=1):
+        images.append(dict(id=image_id, file_name=file_name,
+                           width=img_size, height=img_size))
+        for label, bbox, area in objects:
+            annotations.append(dict(
+                id=len(annotations) + 1, image_id=image_id,
+                category_id=label + 1, bbox=bbox, area=area, iscrowd=0))
+    categories = [dict(id=i + 1, name=name, supercategory='shape')
+                  for i, name in enumerate(SHAPE_CLASSES)]
+    return dict(images=images, annotations=annotations,
+                categories=categories)
+
+
+def voc_xml(folder: str, stem: str, img_size: int,
+            objects: List[ShapeObject]) -> str:
+    """One VOCdevkit annotation file.
+
+    Boxes become 1-based inclusive pixel indices: ``xmin = x + 1``,
+    ``xmax = x + w``.
+    """
+    root = ET.Element('annotation')
+    ET.SubElement(root, 'folder').text = folder
+    ET.SubElement(root, 'filename').text = f'{stem}.jpg'
+    size = ET.SubElement(root, 'size')
+    for tag, value in (('width', img_size), ('height', img_size),
+                       ('depth', 3)):
+        ET.SubElement(size, tag).text = str(value)
+    ET.SubElement(root, 'segmented').text = '0'
+    for label, (x, y, w, h), _ in objects:
+        obj = ET.SubElement(root, 'object')
+        ET.SubElement(obj, 'name').text = SHAPE_CLASSES[label]
+        ET.SubElement(obj, 'pose').text = 'Unspecified'
+        ET.SubElement(obj, 'truncated').text = '0'
+        ET.SubElement(obj, 'difficult').text = '0'
+        box = ET.SubElement(obj, 'bndbox')
+        for tag, value in (('xmin', x + 1), ('ymin', y + 1),
+                           ('xmax', x + w), ('ymax', y + h)):
+            ET.SubElement(box, tag).text = str(value)
+    ET.indent(root)
+    return ET.tostring(root, encoding='unicode') + '\n'
+
+
+def _write_voc(voc_root: str, sets: Dict[Tuple[str, str], list],
+               img_size: int) -> None:
+    """Write VOC ``(year, image set) -> [(stem, image, objects)]``."""
+    for (year, image_set), entries in sets.items():
+        base = osp.join(voc_root, f'VOC{year}')
+        for sub in ('Annotations', 'ImageSets/Main', 'JPEGImages'):
+            os.makedirs(osp.join(base, sub), exist_ok=True)
+        for stem, jpeg, objects in entries:
+            with open(osp.join(base, 'JPEGImages', f'{stem}.jpg'), 'wb') as f:
+                f.write(jpeg)
+            with open(osp.join(base, 'Annotations', f'{stem}.xml'), 'w') as f:
+                f.write(voc_xml(f'VOC{year}', stem, img_size, objects))
+        with open(osp.join(base, 'ImageSets/Main', f'{image_set}.txt'),
+                  'w') as f:
+            f.write(''.join(f'{stem}\n' for stem, _, _ in entries))
+
+
+def _write_coco(out_dir: str, split: str, entries: list,
+                img_size: int) -> str:
+    """Write one COCO split's images and JSON; return the JSON path."""
+    os.makedirs(osp.join(out_dir, split), exist_ok=True)
+    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
+    for stem, jpeg, _ in entries:
+        with open(osp.join(out_dir, split, f'{stem}.jpg'), 'wb') as f:
+            f.write(jpeg)
+    ann_file = osp.join(out_dir, 'annotations', f'instances_{split}.json')
+    with open(ann_file, 'w') as f:
+        json.dump(coco_json([(f'{stem}.jpg', objs)
+                             for stem, _, objs in entries], img_size), f)
+    return ann_file
+
+
+def _check_args(num_train: int, num_val: int, img_size: int, fmt: str,
+                min_objects: int, max_objects: int) -> None:
+    """Raise ValueError naming the first bad argument of make_shapes."""
+    if fmt not in FORMATS:
+        raise ValueError(f'format {fmt!r} is not one of {FORMATS}')
+    if num_train < 0 or num_val < 0:
+        raise ValueError(f'num_train={num_train} and num_val={num_val} '
+                         'must be >= 0')
+    if img_size < 32:
+        raise ValueError(f'img_size={img_size} is too small to draw shapes '
+                         'of several sizes; use 32 or more')
+    if not 0 <= min_objects <= max_objects:
+        raise ValueError(f'need 0 <= min_objects ({min_objects}) <= '
+                         f'max_objects ({max_objects})')
+
+
+def make_shapes(out_dir: str, num_train: int = 400, num_val: int = 100,
+                img_size: int = 128, fmt: str = 'coco', seed: int = 0,
+                max_objects: int = 4, min_objects: int = 1,
+                progress: bool = True) -> Dict[str, str]:
+    """Write the synthetic shapes set (see the module docstring for layouts).
+
+    Args:
+        out_dir (str): Output folder; created if needed.
+        num_train (int): Train images. Defaults to 400.
+        num_val (int): Val images. Defaults to 100.
+        img_size (int): Side of the square images. Defaults to 128.
+        fmt (str): ``'coco'``, ``'voc'`` or ``'both'``. Defaults to 'coco'.
+        seed (int): Seed of every random choice. Defaults to 0.
+        max_objects (int): Most shapes per image. Defaults to 4.
+        min_objects (int): Fewest shapes tried per image; 0 allows empty
+            images. Defaults to 1.
+        progress (bool): Show a progress bar on stdout. Defaults to True.
+
+    Returns:
+        dict[str, str]: Paths written: ``coco_train``/``coco_val`` (JSON files)
+        and/or ``voc_root`` (the ``VOCdevkit`` folder).
+    """
+    _check_args(num_train, num_val, img_size, fmt, min_objects, max_objects)
+    bar = ProgressBar(num_train + num_val, file=sys.stdout) \
+        if progress and num_train + num_val > 0 else None
+    splits: Dict[str, list] = {}
+    for split, count, first_id in (('train', num_train, 0),
+                                   ('val', num_val, num_train)):
+        splits[split] = []
+        for index in range(count):
+            rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
+            image, objects = draw_image(rng, img_size, max_objects,
+                                        min_objects)
+            jpeg = cv2.imencode('.jpg', image,
+                                [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+            splits[split].append((f'{first_id + index:06d}', jpeg, objects))
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        sys.stdout.write('\n')
+    return _write_layouts(out_dir, splits, img_size, fmt)
+
+
+def _write_layouts(out_dir: str, splits: Dict[str, list], img_size: int,
+                   fmt: str) -> Dict[str, str]:
+    """Write the drawn splits in the COCO and/or VOC layout."""
+    paths = {}
+    if fmt in ('coco', 'both'):
+        for split, entries in splits.items():
+            paths[f'coco_{split}'] = _write_coco(out_dir, split, entries,
+                                                 img_size)
+    if fmt in ('voc', 'both'):
+        train = splits['train']
+        half = (len(train) + 1) // 2
+        voc12 = [(f'2012_{stem}', jpeg, objs)
+                 for stem, jpeg, objs in train[half:]]
+        paths['voc_root'] = osp.join(out_dir, 'VOCdevkit')
+        _write_voc(paths['voc_root'],
+                   {('2007', 'trainval'): train[:half],
+                    ('2012', 'trainval'): voc12,
+                    ('2007', 'test'): splits['val']}, img_size)
+    return paths

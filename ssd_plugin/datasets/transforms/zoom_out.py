@@ -1,0 +1,219 @@
+"""SSD's zoom-out ("expansion") for small objects (paper section 3.6).
+
+The image is placed at a random position on a canvas ``ratio`` times its
+height and width (``ratio`` uniform in [1, 4]), filled with the dataset
+mean, as ``ExpandImage`` in the Caffe release's ``data_transformer.cpp``.
+The canvas is built in one pass by ``cv2.copyMakeBorder`` (fill and copy
+together) in the image's own dtype, so a uint8 image gives a uint8 canvas
+(mmdet's ``Expand`` after ``PhotoMetricDistortion`` fills a float32 one, up
+to 16 times the image).
+
+Where the canvas is made: here, always. Deferring it to ``RandomIoUCrop``
+(copying only the crop out of a virtual canvas) would save filling the part
+of the canvas the crop drops, but every consumer of ``results['img']`` would
+then have to know about the pending canvas; mmdet's ``Resize``, ``RandomFlip``
+and ``PackDetInputs`` do not. So the contract is simply that every transform
+here leaves a real image with ``img_shape`` equal to its shape, in any order.
+The fill is one ``copyMakeBorder`` pass (about a millisecond for a 4x canvas
+of a 500 x 375 photo) and ``RandomIoUCrop`` then crops a view, so the only
+copy after it is the resize. Shorthand: H, W image height and width.
+"""
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmcv.transforms.utils import cache_randomness
+from mmdet.structures.bbox import autocast_box_type
+from mmdet.structures.mask import BitmapMasks, PolygonMasks
+
+from ssd_plugin.registry import TRANSFORMS
+
+
+class ZoomOutParams(NamedTuple):
+    """One sample's canvas: its size and where the image's top-left lands."""
+    canvas_h: int
+    canvas_w: int
+    top: int
+    left: int
+
+
+def zoom_out_params(img_hw: Tuple[int, int], ratio: float, u_top: float,
+                    u_left: float) -> ZoomOutParams:
+    """Canvas geometry from one draw, as Caffe's ``ExpandImage``.
+
+    Args:
+        img_hw: (H, W) of the image.
+        ratio: Zoom-out ratio >= 1; the canvas is ``int(H * ratio)`` by
+            ``int(W * ratio)``.
+        u_top: Uniform draw in [0, 1) for the vertical offset.
+        u_left: Uniform draw in [0, 1) for the horizontal offset.
+
+    Returns:
+        ZoomOutParams: Offsets are ``floor(u * (canvas - image))``, so the
+        image always lies inside the canvas.
+    """
+    h, w = img_hw
+    canvas_h, canvas_w = max(int(h * ratio), h), max(int(w * ratio), w)
+    top = min(int(np.floor(u_top * (canvas_h - h))), canvas_h - h)
+    left = min(int(np.floor(u_left * (canvas_w - w))), canvas_w - w)
+    return ZoomOutParams(canvas_h, canvas_w, top, left)
+
+
+def paste_on_canvas(img: np.ndarray, params: ZoomOutParams,
+                    fill: Sequence[float]) -> np.ndarray:
+    """Place ``img`` on a ``fill``-coloured canvas.
+
+    Args:
+        img: (H, W, C) or (H, W) image of any dtype.
+        params: Canvas size and offsets.
+        fill: One value per channel (one value for a 2-D image).
+
+    Returns:
+        np.ndarray: (canvas_h, canvas_w[, C]) image of ``img``'s dtype.
+    """
+    h, w = img.shape[:2]
+    if any(stride < 0 for stride in img.strides):
+        img = np.ascontiguousarray(img)  # older OpenCV rejects them
+    pads = (params.top, params.canvas_h - h - params.top, params.left,
+            params.canvas_w - w - params.left)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels <= 4:  # cv2's Scalar holds at most four channels
+        return cv2.copyMakeBorder(
+            img,
+            *pads,
+            cv2.BORDER_CONSTANT,
+            value=tuple(fill) + (0, ) * (4 - len(fill)))
+    canvas = np.empty((params.canvas_h, params.canvas_w) + img.shape[2:],
+                      img.dtype)
+    canvas[...] = np.asarray(fill, dtype=img.dtype)
+    canvas[params.top:params.top + h, params.left:params.left + w] = img
+    return canvas
+
+
+def expand_masks(masks: Union[BitmapMasks, PolygonMasks],
+                 params: ZoomOutParams) -> Union[BitmapMasks, PolygonMasks]:
+    """Move instance masks onto the canvas.
+
+    Args:
+        masks: N masks of the image.
+        params: Canvas size and offsets.
+
+    Returns:
+        The N masks at canvas size, of the same class.
+    """
+    if isinstance(masks, PolygonMasks):
+        # mmdet's PolygonMasks.expand raises NotImplementedError.
+        shape = (params.canvas_h, params.canvas_w)
+        return masks.translate(shape, params.left, 'horizontal').translate(
+            shape, params.top, 'vertical')
+    return masks.expand(params.canvas_h, params.canvas_w, params.top,
+                        params.left)
+
+
+@TRANSFORMS.register_module()
+class RandomZoomOut(BaseTransform):
+    """Place the image on a larger mean-filled canvas; boxes move with it.
+
+    With probability ``prob`` a ratio is drawn uniformly from
+    ``ratio_range`` and the image is pasted at a uniformly random position on
+    a canvas ``ratio`` times its size. Boxes are translated, never dropped,
+    so degenerate boxes stay as they were. Masks are expanded and a
+    segmentation map is padded with ``seg_ignore_label``.
+
+    Required Keys:
+
+    - img ((H, W, C) any dtype; the fill is rounded for integer images)
+    - gt_bboxes (HorizontalBoxes[torch.float32]) (optional)
+    - gt_masks (BitmapMasks | PolygonMasks) (optional)
+    - gt_seg_map (np.uint8) (optional)
+
+    Modified Keys:
+
+    - img
+    - img_shape
+    - gt_bboxes
+    - gt_masks
+    - gt_seg_map
+
+    Args:
+        mean: Canvas fill, one value per channel in the image's channel
+            order (BGR for images from ``LoadImageFromFile``). Defaults to
+            (103.53, 116.28, 123.675), ImageNet's mean in BGR.
+        ratio_range: (min, max) zoom-out ratio, min >= 1. Defaults to (1, 4).
+        prob: Probability of zooming out. Defaults to 0.5.
+        seg_ignore_label: Fill of a padded ``gt_seg_map``. Defaults to 255.
+    """
+
+    def __init__(self,
+                 mean: Sequence[float] = (103.53, 116.28, 123.675),
+                 ratio_range: Sequence[float] = (1, 4),
+                 prob: float = 0.5,
+                 seg_ignore_label: int = 255) -> None:
+        super().__init__()
+        if len(ratio_range) != 2 or not 1 <= ratio_range[0] <= ratio_range[1]:
+            raise ValueError(
+                f'ratio_range must be (min, max) with 1 <= min <= max, got '
+                f'{ratio_range}; the paper uses (1, 4)')
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(
+                f'prob must be a probability in [0, 1], got {prob}')
+        if len(mean) == 0:
+            raise ValueError(
+                'mean must give one fill value per channel, got ()')
+        self.mean = tuple(float(m) for m in mean)
+        # Integer images get the mean rounded once, as cv::Scalar into 8U does.
+        self._int_fill = tuple(float(np.rint(m)) for m in self.mean)
+        self.ratio_range = (float(ratio_range[0]), float(ratio_range[1]))
+        self.prob = float(prob)
+        self.seg_ignore_label = seg_ignore_label
+
+    @cache_randomness
+    def _draw(self) -> Optional[Tuple[float, float, float]]:
+        """(ratio, u_top, u_left) from ``np.random``, or None: no zoom-out."""
+        if np.random.rand() >= self.prob:
+            return None
+        ratio = np.random.uniform(*self.ratio_range)
+        u_top, u_left = np.random.rand(2)
+        return float(ratio), float(u_top), float(u_left)
+
+    def _fill_for(self, img: np.ndarray) -> Tuple[float, ...]:
+        channels = 1 if img.ndim == 2 else img.shape[2]
+        if channels != len(self.mean):
+            raise ValueError(
+                f'RandomZoomOut got {len(self.mean)} mean values for an image '
+                f'with {channels} channels (shape {img.shape}); give one mean '
+                f'value per channel')
+        return self._int_fill if img.dtype.kind in 'iu' else self.mean
+
+    @autocast_box_type()
+    def transform(self, results: dict) -> dict:
+        """Zoom out ``results`` with probability ``prob``.
+
+        Args:
+            results: Result dict with ``img`` and optional annotations.
+
+        Returns:
+            dict: ``results``, on the canvas when the zoom-out fires.
+        """
+        draw = self._draw()
+        if draw is None:
+            return results
+        img = results['img']
+        params = zoom_out_params(img.shape[:2], *draw)
+        results['img'] = paste_on_canvas(img, params, self._fill_for(img))
+        results['img_shape'] = (params.canvas_h, params.canvas_w)
+        if results.get('gt_bboxes', None) is not None:
+            results['gt_bboxes'].translate_([params.left, params.top])
+        if results.get('gt_masks', None) is not None:
+            results['gt_masks'] = expand_masks(results['gt_masks'], params)
+        if results.get('gt_seg_map', None) is not None:
+            results['gt_seg_map'] = paste_on_canvas(results['gt_seg_map'],
+                                                    params,
+                                                    (self.seg_ignore_label, ))
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(mean={self.mean}, '
+                f'ratio_range={self.ratio_range}, prob={self.prob}, '
+                f'seg_ignore_label={self.seg_ignore_label})')

@@ -1,0 +1,80 @@
+"""A progress bar over validation and test batches (rank 0 only).
+
+mmengine's ``ValLoop``/``TestLoop`` log only every ``LoggerHook.interval``
+batches, so a long evaluation looks frozen between lines. This hook draws
+mmengine's own ``ProgressBar`` (batches done, rate, elapsed, ETA) on the main
+process; the other ranks draw nothing.
+"""
+import sys
+from typing import Optional
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.utils import ProgressBar
+
+from ssd_plugin.registry import HOOKS
+
+
+@HOOKS.register_module()
+class EvalProgressBarHook(Hook):
+    """Show a progress bar while the val and test loops run.
+
+    Args:
+        bar_width (int): Width of the bar in characters. Defaults to 30.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, bar_width: int = 30) -> None:
+        if not isinstance(bar_width, int) or bar_width < 1:
+            raise ValueError(f'EvalProgressBarHook bar_width={bar_width!r} '
+                             'must be a positive int')
+        self.bar_width = bar_width
+        self._bar: Optional[ProgressBar] = None
+
+    def _start(self, num_batches: int) -> None:
+        if is_main_process() and num_batches > 0:
+            self._bar = ProgressBar(num_batches, self.bar_width,
+                                    file=sys.stdout)
+
+    def _update(self) -> None:
+        if self._bar is not None:
+            self._bar.update()
+            # The metrics are computed (and printed) before after_*_epoch,
+            # so end the bar's line at the last batch.
+            if self._bar.completed >= self._bar.task_num:
+                self._finish()
+
+    def _finish(self) -> None:
+        if self._bar is not None:
+            sys.stdout.write('\n')
+            sys.stdout.flush()
+            self._bar = None
+
+    def before_val_epoch(self, runner) -> None:
+        """Start a bar over ``len(runner.val_dataloader)`` batches."""
+        self._start(len(runner.val_dataloader))
+
+    def after_val_iter(self, runner, batch_idx: int,
+                       data_batch: Optional[dict] = None,
+                       outputs: Optional[list] = None) -> None:
+        """Advance the bar by one batch."""
+        self._update()
+
+    def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        """End the bar's line if a short epoch left it open."""
+        self._finish()
+
+    def before_test_epoch(self, runner) -> None:
+        """Start a bar over ``len(runner.test_dataloader)`` batches."""
+        self._start(len(runner.test_dataloader))
+
+    def after_test_iter(self, runner, batch_idx: int,
+                        data_batch: Optional[dict] = None,
+                        outputs: Optional[list] = None) -> None:
+        """Advance the bar by one batch."""
+        self._update()
+
+    def after_test_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        """End the bar's line if a short epoch left it open."""
+        self._finish()

@@ -1,0 +1,90 @@
+"""Stop training at the first non-finite loss, saying where and what it was.
+
+mmdet's ``CheckInvalidLossHook`` checks only the total loss, with an
+``assert`` whose message is a log call (``AssertionError: None``), and names
+neither the iteration nor the losses before it. This hook raises
+``FloatingPointError`` naming the iteration, every non-finite loss term and
+the last finite ones, so the user can tell a diverging run (losses growing)
+from a bad sample (losses fine, then NaN).
+
+It runs before the checkpoint and logger hooks (priority ``ABOVE_NORMAL``)
+so the NaN weights of this iteration are never saved: the last checkpoint in
+``work_dir`` stays good for ``--resume``.
+"""
+import math
+from typing import Dict, Mapping, Optional
+
+from mmengine.hooks import Hook
+
+from ssd_plugin.registry import HOOKS
+
+
+def non_finite_terms(log_vars: Mapping[str, object]) -> Dict[str, float]:
+    """The loss terms of ``log_vars`` that are NaN or infinite.
+
+    Args:
+        log_vars (Mapping[str, object]): Name -> scalar (tensor or number),
+            as returned by ``BaseModel.train_step``.
+
+    Returns:
+        dict[str, float]: The non-finite terms whose name contains ``loss``.
+    """
+    values = {name: float(value) for name, value in log_vars.items()
+              if 'loss' in name}
+    return {name: value for name, value in values.items()
+            if not math.isfinite(value)}
+
+
+def format_losses(losses: Mapping[str, float]) -> str:
+    """``'loss=1.2346, loss_cls=0.5'`` style summary (4 significant digits)."""
+    return ', '.join(f'{name}={value:.4g}' for name, value in losses.items())
+
+
+@HOOKS.register_module()
+class FiniteLossCheckHook(Hook):
+    """Raise ``FloatingPointError`` when a training loss becomes NaN or inf.
+
+    Args:
+        interval (int): Check every ``interval`` iterations. Defaults to 1
+            (the logger already reads every loss value, so this costs
+            nothing extra).
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self, interval: int = 1) -> None:
+        if not isinstance(interval, int) or interval < 1:
+            raise ValueError(f'FiniteLossCheckHook interval={interval!r} must '
+                             'be a positive int')
+        self.interval = interval
+        self._last_finite: Optional[Dict[str, float]] = None
+        self._last_finite_iter = 0
+
+    def after_train_iter(self, runner, batch_idx: int,
+                         data_batch: Optional[dict] = None,
+                         outputs: Optional[Mapping[str, object]] = None
+                         ) -> None:
+        """Check ``outputs`` (the loss dict of this iteration)."""
+        if not outputs or not self.every_n_train_iters(runner, self.interval):
+            return
+        bad = non_finite_terms(outputs)
+        iteration = runner.iter + 1  # 1-based, as in the training log
+        if not bad:
+            self._last_finite = {name: float(value)
+                                 for name, value in outputs.items()
+                                 if 'loss' in name}
+            self._last_finite_iter = iteration
+            return
+        if self._last_finite is None:
+            before = 'no earlier iteration had finite losses'
+        else:
+            before = (f'last finite losses (iteration '
+                      f'{self._last_finite_iter}): '
+                      f'{format_losses(self._last_finite)}')
+        raise FloatingPointError(
+            f'non-finite loss at iteration {iteration} (epoch '
+            f'{runner.epoch + 1}): {format_losses(bad)}; {before}. Training '
+            'stopped before saving this iteration. Lower the learning rate or '
+            'lengthen the warm-up, check the annotations for empty or '
+            'degenerate boxes, then continue from the last checkpoint with '
+            '--resume.')

@@ -1,0 +1,113 @@
+"""Shared fixtures: tiny synthetic detection sets, configs that train on them.
+
+The sets are written once per session by the shapes generator; the configs
+inherit the real paper configs (``configs/ssd/*.py``) and override only the
+data paths, the class count, loader sizes and the run length.
+"""
+import os.path as osp
+from typing import Callable
+
+import pytest
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SSD_CONFIGS = ('ssd300_coco', 'ssd512_coco', 'ssd300_voc0712',
+               'ssd512_voc0712')
+
+# Appended to every tiny config: a short run with every check and progress
+# hook of ssd_plugin.engine, logging every iteration.
+_RUN = '''
+model = dict(bbox_head=dict(num_classes={num_classes}))
+train_cfg = dict(max_iters={max_iters}, val_interval={val_interval})
+default_hooks = dict(
+    logger=dict(interval=1),
+    checkpoint=dict(interval={checkpoint_interval}, by_epoch=False))
+custom_hooks = [
+    dict(type='NumClassesCheckHook'),
+    dict(type='FiniteLossCheckHook'),
+    dict(type='EvalProgressBarHook'),
+]
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+env_cfg = dict(cudnn_benchmark=False)
+'''
+_LOADER = ('batch_size={batch_size}, num_workers=0, persistent_workers=False')
+_COCO = '''
+_base_ = {base!r}
+classes = ('circle', 'square', 'triangle', 'star')
+train_dataloader = dict(
+    {loader},
+    dataset=dict(type='ssd_plugin.CocoDataset', data_root={root!r},
+                 ann_file='annotations/instances_train.json',
+                 data_prefix=dict(img='train/'),
+                 metainfo=dict(classes=classes)))
+val_dataloader = dict(
+    {loader},
+    dataset=dict(type='ssd_plugin.CocoDataset', data_root={root!r},
+                 ann_file='annotations/instances_val.json',
+                 data_prefix=dict(img='val/'), metainfo=dict(classes=classes),
+                 indices={val_images}))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file={root!r} + '/annotations/instances_val.json')
+test_evaluator = val_evaluator
+'''
+_VOC = '''
+_base_ = {base!r}
+classes = ('circle', 'square', 'triangle', 'star')
+voc = dict(type='ssd_plugin.VOCDataset', data_root={root!r} + '/VOCdevkit/',
+           metainfo=dict(classes=classes))
+train_dataloader = dict(
+    {loader},
+    dataset=dict(times=1, dataset=dict(datasets=[
+        dict(split, **voc)
+        for split in _base_.train_dataloader.dataset.dataset.datasets])))
+val_dataloader = dict({loader}, dataset=dict(voc, indices={val_images}))
+test_dataloader = val_dataloader
+'''
+
+
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory) -> str:
+    """A tiny shapes set in both layouts: 8 train and 4 val 64x64 images.
+
+    COCO: ``{root}/{train,val}/`` and ``{root}/annotations/``; VOC:
+    ``{root}/VOCdevkit/VOC2007`` (4 trainval + 4 test) and ``VOC2012``
+    (4 trainval). Tests must not modify it (copy it first).
+    """
+    from ssd_plugin.datasets.shapes import make_shapes
+    root = str(tmp_path_factory.mktemp('shapes'))
+    make_shapes(root, num_train=8, num_val=4, img_size=64, fmt='both',
+                seed=0, progress=False)
+    return root
+
+
+@pytest.fixture(scope='session')
+def tiny_config(tmp_path_factory, shapes_root) -> Callable[..., str]:
+    """Factory: ``tiny_config('ssd300_coco', **overrides) -> config path``.
+
+    The config trains ``max_iters`` (default 2) iterations on
+    :func:`shapes_root`, checkpoints every ``checkpoint_interval`` and
+    validates at the end on the first ``val_images`` val images (None: all
+    4; the test loader is the same); ``num_classes`` defaults to the set's 4
+    and ``root`` to :func:`shapes_root`. ``extra`` is appended verbatim
+    (a top-level name it assigns replaces the one above, unmerged).
+    """
+    folder = tmp_path_factory.mktemp('configs')
+
+    def make(name: str, max_iters: int = 2, val_interval: int = 0,
+             checkpoint_interval: int = 0, batch_size: int = 1,
+             num_classes: int = 4, root: str = None,
+             val_images: int = None, extra: str = '') -> str:
+        base = osp.join(REPO_ROOT, 'configs', 'ssd', f'{name}.py')
+        template = _VOC if 'voc' in name else _COCO
+        text = template.format(
+            base=base, root=root or shapes_root,
+            loader=_LOADER.format(batch_size=batch_size),
+            val_images=val_images)
+        text += _RUN.format(
+            num_classes=num_classes, max_iters=max_iters,
+            val_interval=val_interval or max_iters,
+            checkpoint_interval=checkpoint_interval or max_iters) + extra
+        path = folder / f'{name}_{len(list(folder.iterdir()))}.py'
+        path.write_text(text)
+        return str(path)
+
+    return make

@@ -1,0 +1,108 @@
+"""Smoke tests of the augmentation benchmark and the augmentation viewer.
+
+Both run on a photograph-like image written here (no downloads), with a
+handful of samples so that the file takes seconds.
+"""
+import importlib.util
+import os.path as osp
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+TOOLS = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'analysis_tools')
+
+
+def load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(TOOLS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def photo(tmp_path) -> str:
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(
+        rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (9, 9), 3)
+    path = str(tmp_path / 'photo.png')
+    cv2.imwrite(path, img)
+    return path
+
+
+def test_make_sample_sizes_and_boxes(photo):
+    bench = load_tool('benchmark_augmentation')
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        img, boxes = bench.make_sample(cv2.imread(photo), rng)
+        h, w = img.shape[:2]
+        assert 300 <= max(h, w) <= 701 and img.flags.c_contiguous
+        assert 1 <= len(boxes) <= 6
+        assert (boxes[:, :2] >= 0).all() and (boxes[:, 2]
+                                              <= w).all() and (boxes[:, 3]
+                                                               <= h).all()
+        assert (boxes[:, 2:] > boxes[:, :2]).all()
+
+
+def test_benchmark_runs_both_pipelines(photo, capsys):
+    bench = load_tool('benchmark_augmentation')
+    ratios = bench.run([photo], num_samples=12, rounds=2, seed=0)
+    out = capsys.readouterr().out
+    assert len(ratios) == 2 and all(r > 0 for r in ratios)
+    assert 'median over 2 rounds' in out
+    assert 'mmdet' in out and 'ssd_plugin' in out
+
+
+def test_benchmark_names_missing_images():
+    bench = load_tool('benchmark_augmentation')
+    with pytest.raises(FileNotFoundError, match='--images'):
+        bench.load_samples(['/nonexistent/photo.jpg'], 1, 0)
+
+
+def test_show_augmentation_writes_a_grid(photo, tmp_path, monkeypatch):
+    show = load_tool('show_augmentation')
+    out = str(tmp_path / 'grid.png')
+    monkeypatch.setattr(sys, 'argv', [
+        'show', '--out', out, '--image', photo, '--num', '5', '--boxes',
+        '10,20,200,220'
+    ])
+    show.main()
+    grid = cv2.imread(out)
+    assert grid.shape == (600, 900, 3)  # 5 panels: 2 rows x 3 columns of 300
+    assert (grid[..., 1] == 255).any()  # some green box outline was drawn
+
+
+def test_show_augmentation_box_parsing_errors():
+    show = load_tool('show_augmentation')
+    with pytest.raises(ValueError, match='x1,y1,x2,y2'):
+        show.parse_boxes(['1,2,a,4'], (10, 10))
+    np.testing.assert_array_equal(
+        show.parse_boxes(None, (8, 4)), [[1, 2, 3, 6]])
+
+
+@pytest.mark.parametrize(
+    'name', ['ssd300_coco', 'ssd512_coco', 'ssd300_voc0712', 'ssd512_voc0712'])
+def test_every_config_trains_with_the_ssd_augmentation(name):
+    show = load_tool('show_augmentation')
+    config = osp.join(
+        osp.dirname(osp.dirname(TOOLS)), 'configs', 'ssd', f'{name}.py')
+    steps = [
+        t['type'].split('.')[-1] for t in show.augmentation_from_config(config)
+    ]
+    assert steps[:3] == [
+        'RandomPhotometricDistort', 'RandomZoomOut', 'RandomIoUCrop'
+    ]
+    assert steps[3:] == ['Resize', 'RandomFlip']
+
+
+def test_show_augmentation_config_errors(tmp_path):
+    show = load_tool('show_augmentation')
+    with pytest.raises(FileNotFoundError, match='--config'):
+        show.augmentation_from_config(str(tmp_path / 'missing.py'))
+    empty = tmp_path / 'empty.py'
+    empty.write_text('x = 1\n')
+    with pytest.raises(ValueError, match='training config'):
+        show.augmentation_from_config(str(empty))
