@@ -139,7 +139,14 @@ def test_config_train_pipeline_runs_in_the_runner_scope(cfg):
         Compose(cfg.val_dataloader.dataset.pipeline)
 
 
-def test_config_schedule(cfg):
+PAPER_CONFIGS = [p for p in CONFIGS if p.parent.name == 'ssd']
+
+
+@pytest.mark.parametrize('path', PAPER_CONFIGS,
+                         ids=[p.name for p in PAPER_CONFIGS])
+def test_paper_config_schedule(path):
+    """The paper's recipes keep Caffe's solver (section 3)."""
+    cfg = Config.fromfile(str(path))
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'
     assert cfg.auto_scale_lr.base_batch_size == 32
     assert cfg.train_dataloader.batch_size == 32

@@ -21,6 +21,14 @@ default_scope = 'ssd_plugin'
 custom_imports = dict(imports=['ssd_plugin'], allow_failed_imports=False)
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=10000))
 log_processor = dict(by_epoch=False)
+# Stop early and say why: a model/dataset class-count mismatch (before the
+# first iteration), a non-finite loss (with the last finite ones); and show a
+# progress bar while evaluating.
+custom_hooks = [
+    dict(type='NumClassesCheckHook'),
+    dict(type='FiniteLossCheckHook'),
+    dict(type='EvalProgressBarHook'),
+]
 
 input_size = 300  # Network input side (section 3); set only here.
 # ImageNet mean, RGB: the VGG16 weights expect it (Caffe subtracts it, BGR).

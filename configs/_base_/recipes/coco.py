@@ -20,8 +20,14 @@ param_scheduler = [
          milestones=[max_iters * 2 // 3, max_iters * 5 // 6]),
 ]
 
+# Datasets from mmdet:: bases are built in mmdet's scope: name our checked
+# CocoDataset (errors that name missing files) with its scope.
+dataset_type = 'ssd_plugin.CocoDataset'
 train_dataloader = dict(
     batch_size=_base_.batch_size,
     num_workers=4,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    batch_sampler=None)  # fixed-size inputs: no aspect-ratio grouping
+    batch_sampler=None,  # fixed-size inputs: no aspect-ratio grouping
+    dataset=dict(type=dataset_type))
+val_dataloader = dict(dataset=dict(type=dataset_type))
+test_dataloader = val_dataloader

@@ -1,0 +1,119 @@
+"""Quickstart: a small SSD trained from scratch on the synthetic shapes set.
+
+The main job of the README (``make demo`` runs ``tools/quickstart.py``):
+it generates ``data/shapes`` with ``tools/dataset_converters/make_shapes.py``,
+trains this config on the CPU in minutes and evaluates it with the COCO
+metric. Everything SSD is ours (neck, default boxes, head, MultiBox loss,
+augmentation); what differs from SSD300, and why:
+
+* input 128 (the shapes images' size) instead of 300;
+* a slim ResNet-18 (mmdet's, 16 base channels, BatchNorm) instead of the
+  atrous VGG16: VGG16 without ImageNet weights trains far too slowly from
+  scratch on two CPU cores, BatchNorm lets a small net learn in minutes;
+* five levels (16, 8, 4, 2, 1 for a 128 input) with steps input / map;
+* AdamW with a cosine schedule instead of Caffe's SGD recipe, for the same
+  reason as the backbone.
+"""
+_base_ = ['../_base_/models/ssd300.py']
+
+input_size = 128
+data_root = 'data/shapes/'
+# What tools/quickstart.py asks make_shapes for (128 px images, as the input).
+shapes_set = dict(num_train=400, num_val=100, img_size=input_size, seed=0)
+classes = ('circle', 'square', 'triangle', 'star')  # make_shapes' classes
+level_channels = (32, 64, 128, 128, 128)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,  # a different backbone class: AtrousVGG's keys don't apply
+        type='mmdet.ResNet',
+        depth=18,
+        base_channels=16,
+        num_stages=4,
+        out_indices=(1, 2),  # strides 8 and 16: 16x16 and 8x8 for 128
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        style='pytorch'),
+    neck=dict(
+        in_channels=(32, 64),
+        out_channels=level_channels,
+        bottleneck_channels=(64, 64, 64),
+        kernel_sizes=(3, 3, 3),
+        strides=(2, 2, 2),
+        paddings=(1, 1, 1)),
+    bbox_head=dict(
+        num_classes=len(classes),
+        in_channels=level_channels,
+        prior_generator=dict(
+            input_size=input_size,
+            ratios=((2, ), (2, 3), (2, 3), (2, ), (2, )),
+            min_sizes=(12, 26, 48, 76, 104),
+            max_sizes=(26, 48, 76, 104, 132),
+            scale_range=None,  # the base's COCO range gives way to the lists
+            strides=None)))  # input / feature-map size per level
+
+train_pipeline = [
+    dict(step, scale=(input_size, input_size))
+    if step['type'] == 'Resize' else step
+    for step in _base_.ssd_train_pipeline
+]
+test_pipeline = [
+    dict(step, scale=(input_size, input_size))
+    if step['type'] == 'Resize' else step
+    for step in _base_.ssd_test_pipeline
+]
+
+metainfo = dict(classes=classes)
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='CocoDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        filter_cfg=dict(filter_empty_gt=True),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CocoDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='val/'),
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(
+    type='CocoMetric', ann_file=data_root + 'annotations/instances_val.json',
+    metric='bbox')
+test_evaluator = val_evaluator
+
+max_epochs = 24
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_interval=max_epochs)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=4e-3, weight_decay=1e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=100),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
+         eta_min=4e-5),
+]
+default_hooks = dict(
+    checkpoint=dict(by_epoch=True, interval=max_epochs),
+    logger=dict(interval=10),
+    # Test images with their detections drawn, in {work_dir}/{time}/vis.
+    visualization=dict(draw=True, test_out_dir='vis'))
+log_processor = dict(by_epoch=True)
