@@ -41,19 +41,22 @@ def datasets(dataset_cfg):
     return [dataset_cfg]
 
 
-def fake_batch(size: int, with_gt: bool = True) -> dict:
+def fake_batch(size: int) -> dict:
+    """Two images: one with an object, one without (BatchNorm on a 1x1 map
+    needs more than one value per channel in train mode)."""
     gen = torch.Generator().manual_seed(0)
-    image = torch.randint(0, 256, (3, size, size), dtype=torch.uint8,
-                          generator=gen)
-    sample = DetDataSample(metainfo=dict(
-        img_shape=(size, size), ori_shape=(size, size),
-        scale_factor=(1., 1.)))
-    gt = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0).long())
-    if with_gt:
-        gt = InstanceData(bboxes=torch.tensor([[30., 40., 200., 250.]]),
-                          labels=torch.tensor([1]))
-    sample.gt_instances = gt
-    return dict(inputs=[image], data_samples=[sample])
+    inputs, samples = [], []
+    boxes = [torch.tensor([[0.1, 0.15, 0.7, 0.8]]) * size, torch.zeros(0, 4)]
+    for box in boxes:
+        inputs.append(torch.randint(0, 256, (3, size, size),
+                                    dtype=torch.uint8, generator=gen))
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(size, size), ori_shape=(size, size),
+            scale_factor=(1., 1.)))
+        sample.gt_instances = InstanceData(
+            bboxes=box, labels=torch.ones(len(box), dtype=torch.long))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
 
 
 def test_config_scope_and_imports(cfg):
@@ -78,10 +81,12 @@ def test_config_model_builds_and_runs(cfg):
     model.eval()
     with torch.no_grad():
         data = model.data_preprocessor(fake_batch(cfg.input_size), False)
-        (result, ) = model(**data, mode='predict')
-    dets = result.pred_instances
-    assert len(dets) <= cfg.model.test_cfg.max_per_img
-    assert dets.bboxes.shape == (len(dets), 4)
+        results = model(**data, mode='predict')
+    assert len(results) == 2
+    for result in results:
+        dets = result.pred_instances
+        assert len(dets) <= cfg.model.test_cfg.max_per_img
+        assert dets.bboxes.shape == (len(dets), 4)
 
 
 def test_config_pipelines_are_ssd_at_input_size(cfg):

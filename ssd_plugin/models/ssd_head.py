@@ -30,6 +30,7 @@ from mmengine.model import caffe2_xavier_init
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from ssd_plugin.models.conv_layers import conv_norm_act
 from ssd_plugin.registry import MODELS, TASK_UTILS
 
 
@@ -69,9 +70,11 @@ def select_candidates(scores: Tensor, score_thr: float,
     """
     num_classes = scores.size(2)
     flat = scores.flatten(1)  # (N, P * C), index = box * C + label
+    above = flat > score_thr
     k = flat.size(1) if nms_pre <= 0 else min(nms_pre, flat.size(1))
-    top, pairs = flat.masked_fill(flat <= score_thr, float('-inf')).topk(
-        k, dim=1)
+    # topk's cost grows with k: ask for no more than an image has.
+    k = min(k, int(above.sum(1).max())) if above.numel() else 0
+    top, pairs = flat.masked_fill(~above, float('-inf')).topk(k, dim=1)
     valid = top > score_thr
     img_inds = torch.arange(flat.size(0), device=flat.device)[:, None]
     pairs = pairs[valid]
@@ -107,6 +110,17 @@ class SSDHead(BaseDenseHead):
             (box, class) candidates of an image over all levels together
             (mmdet: per level); with a large ``nms_pre`` both keep every
             candidate above ``score_thr`` and give the same detections.
+        use_depthwise (bool): SSDLite's predictors: a depthwise 3x3 conv,
+            ``norm_cfg``, ``act_cfg``, then a 1x1 conv, instead of one 3x3
+            conv. Defaults to False.
+        norm_cfg (dict, optional): mmcv norm after the depthwise conv, e.g.
+            ``dict(type='BN')``. Defaults to None.
+        act_cfg (dict, optional): mmcv activation after the depthwise conv.
+            Defaults to ``dict(type='ReLU', inplace=True)``.
+        channels_last (bool): Keep the conv weights in the channels-last
+            memory format, as ``AtrousVGG`` does with its input and weights
+            (faster MKL-DNN convs; same values and state-dict shapes).
+            Defaults to True.
         init_cfg (dict | list[dict], optional): Applied after
             :meth:`init_weights`' Caffe init.
 
@@ -129,6 +143,10 @@ class SSDHead(BaseDenseHead):
                                          neg_pos_ratio=3.0),
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
+                 use_depthwise: bool = False,
+                 norm_cfg: OptConfigType = None,
+                 act_cfg: OptConfigType = dict(type='ReLU', inplace=True),
+                 channels_last: bool = True,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not isinstance(num_classes, int) or num_classes < 1:
@@ -152,12 +170,33 @@ class SSDHead(BaseDenseHead):
         self.assigner = None
         if train_cfg is not None and 'assigner' in train_cfg:
             self.assigner = TASK_UTILS.build(train_cfg['assigner'])
+        conv_args = (use_depthwise, norm_cfg, act_cfg)
         self.cls_convs = nn.ModuleList(
-            nn.Conv2d(c, a * self.cls_out_channels, 3, padding=1)
+            self._predictor(c, a * self.cls_out_channels, *conv_args)
             for c, a in zip(self.in_channels, self.num_base_priors))
         self.reg_convs = nn.ModuleList(
-            nn.Conv2d(c, a * 4, 3, padding=1)
+            self._predictor(c, a * 4, *conv_args)
             for c, a in zip(self.in_channels, self.num_base_priors))
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    @staticmethod
+    def _predictor(in_channels: int, out_channels: int, use_depthwise: bool,
+                   norm_cfg: OptConfigType,
+                   act_cfg: OptConfigType) -> nn.Module:
+        """A 3x3 conv (section 2.1), or SSDLite's separable predictor.
+
+        SSDLite (MobileNetV2 paper, section 6.2; mmdet's ``SSDHead``):
+        depthwise 3x3 -> norm -> act -> 1x1 conv, ``(N, C_l, H, W)`` to
+        ``(N, out_channels, H, W)`` as the plain conv.
+        """
+        if not use_depthwise:
+            return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        return nn.Sequential(
+            *conv_norm_act(in_channels, in_channels, 3, padding=1,
+                           groups=in_channels, norm_cfg=norm_cfg,
+                           act_cfg=act_cfg),
+            nn.Conv2d(in_channels, out_channels, 1))
 
     def init_weights(self) -> None:
         """Caffe's init (``CreateMultiBoxHead``): "xavier" convs, zero bias.
@@ -166,8 +205,9 @@ class SSDHead(BaseDenseHead):
         fan_in))``, mmengine's ``caffe2_xavier_init``. An ``init_cfg`` is
         applied afterwards.
         """
-        for conv in [*self.cls_convs, *self.reg_convs]:
-            caffe2_xavier_init(conv, bias=0)
+        for module in [*self.cls_convs.modules(), *self.reg_convs.modules()]:
+            if isinstance(module, nn.Conv2d):
+                caffe2_xavier_init(module, bias=0)
         super().init_weights()
 
     def forward(

@@ -15,7 +15,9 @@ level ``k``. SSD300 gives sides 38, 19, 10, 5, 3, 1; SSD512 64, 32, 16, 8, 4,
 State-dict keys: ``l2_norm.weight`` ``(C_0,)``; extra layer ``k`` is
 ``extra_layers.k`` = (1x1 conv ``.0``, ReLU, kxk conv ``.2``, ReLU), e.g.
 ``extra_layers.0.0.weight`` is Caffe's conv6_1 and ``extra_layers.0.2.weight``
-its conv6_2.
+its conv6_2. With ``norm_cfg`` each conv is followed by its norm (and the
+indices shift); with ``use_depthwise`` the kxk conv is a depthwise kxk and a
+pointwise 1x1 (SSDLite, see ``conv_layers.py``).
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -23,6 +25,8 @@ import torch
 from mmengine.model import BaseModule, caffe2_xavier_init
 from torch import Tensor, nn
 
+from ssd_plugin.models.conv_layers import (conv_norm_act,
+                                          separable_conv_norm_act)
 from ssd_plugin.registry import MODELS
 
 # fc7's side is ceil(image / 16) with AtrousVGG's ceil-mode pools.
@@ -133,9 +137,11 @@ class SSDNeck(BaseModule):
     """L2Norm on the first input, then SSD's extra layers after the last.
 
     Each extra layer is ``1x1 conv (bottleneck) -> ReLU -> kxk conv (stride,
-    padding) -> ReLU``. The defaults are SSD300's (section 2.1, Caffe's
-    conv6_1 ... conv9_2); SSD512 is ``out_channels=(512, 1024, 512, 256,
-    256, 256, 256)``, ``bottleneck_channels=(256, 128, 128, 128, 128)``,
+    padding) -> ReLU``, with optional norms after the convs and the kxk conv
+    optionally depthwise separable (SSDLite). The defaults are SSD300's
+    (section 2.1, Caffe's conv6_1 ... conv9_2); SSD512 is
+    ``out_channels=(512, 1024, 512, 256, 256, 256, 256)``,
+    ``bottleneck_channels=(256, 128, 128, 128, 128)``,
     ``kernel_sizes=(3, 3, 3, 3, 4)``, ``strides=(2, 2, 2, 2, 1)``,
     ``paddings=(1, 1, 1, 1, 1)``.
 
@@ -155,6 +161,17 @@ class SSDNeck(BaseModule):
             ``(1, 1, 0, 0)``.
         l2_norm_scale (float, optional): Initial L2Norm scale; None disables
             the normalisation. Defaults to 20 (section 3.1).
+        use_depthwise (bool): Make each kxk conv a depthwise kxk conv and a
+            pointwise 1x1 conv (SSDLite). Defaults to False.
+        norm_cfg (dict, optional): mmcv norm after every extra conv, e.g.
+            ``dict(type='BN')`` (NVIDIA's ResNet-50 SSD); such convs have no
+            bias. Defaults to None (Caffe: no norm).
+        act_cfg (dict): mmcv activation after every extra conv. Defaults to
+            ``dict(type='ReLU', inplace=True)``; SSDLite uses ``ReLU6``.
+        channels_last (bool): Keep the conv weights in the channels-last
+            memory format, as ``AtrousVGG`` does with its input and weights
+            (faster MKL-DNN convs; same values and state-dict shapes).
+            Defaults to True.
         init_cfg (dict | list[dict], optional): Applied after
             :meth:`init_weights`' Caffe init, e.g. a ``Pretrained`` dict.
 
@@ -173,6 +190,10 @@ class SSDNeck(BaseModule):
                  strides: Sequence[int] = (2, 2, 1, 1),
                  paddings: Sequence[int] = (1, 1, 0, 0),
                  l2_norm_scale: Optional[float] = 20.0,
+                 use_depthwise: bool = False,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: dict = dict(type='ReLU', inplace=True),
+                 channels_last: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self._check_channels(in_channels, out_channels)
@@ -190,10 +211,13 @@ class SSDNeck(BaseModule):
             in_channels[0], l2_norm_scale)
         chans = self.out_channels[len(in_channels) - 1:]
         self.extra_layers = nn.ModuleList(
-            self._extra_layer(c_in, mid, c_out, k, s, p)
+            self._extra_layer(c_in, mid, c_out, k, s, p, use_depthwise,
+                              norm_cfg, act_cfg)
             for c_in, mid, c_out, k, s, p in zip(
                 chans[:-1], bottleneck_channels, chans[1:], kernel_sizes,
                 strides, paddings))
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     @staticmethod
     def _check_channels(in_channels: Sequence[int],
@@ -214,13 +238,21 @@ class SSDNeck(BaseModule):
 
     @staticmethod
     def _extra_layer(in_channels: int, mid_channels: int, out_channels: int,
-                     kernel_size: int, stride: int,
-                     padding: int) -> nn.Sequential:
-        """Caffe's convN_1 (1x1) and convN_2, each followed by a ReLU."""
+                     kernel_size: int, stride: int, padding: int,
+                     use_depthwise: bool = False,
+                     norm_cfg: Optional[dict] = None,
+                     act_cfg: Optional[dict] = dict(type='ReLU', inplace=True)
+                     ) -> nn.Sequential:
+        """Caffe's convN_1 (1x1) and convN_2, each with (norm and) act.
+
+        Without a norm: ``[conv 1x1, act, conv kxk, act]`` (Caffe's layout).
+        """
+        second = separable_conv_norm_act if use_depthwise else conv_norm_act
         return nn.Sequential(
-            nn.Conv2d(in_channels, mid_channels, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(mid_channels, out_channels, kernel_size, stride,
-                      padding), nn.ReLU(inplace=True))
+            *conv_norm_act(in_channels, mid_channels, 1, norm_cfg=norm_cfg,
+                           act_cfg=act_cfg),
+            *second(mid_channels, out_channels, kernel_size, stride, padding,
+                    norm_cfg=norm_cfg, act_cfg=act_cfg))
 
     def output_sizes(self, input_hw: Tuple[int, int]) -> List[List[int]]:
         """Sides of the extra maps for the last input's ``(H, W)``.
@@ -251,8 +283,9 @@ class SSDNeck(BaseModule):
             f'{self.strides}, paddings {self.paddings}) need at least '
             f'{need}x{need}, else a map would shrink below 1x1. With '
             f'AtrousVGG (fc7 = ceil(image / {_VGG_FC7_STRIDE})) that is an '
-            f'input image of at least {image}x{image} pixels: resize the '
-            'images to a larger size')
+            f'input image of at least {image}x{image} pixels (with another '
+            f'backbone: an image whose last backbone map is at least '
+            f'{need}x{need}): resize the images to a larger size')
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
         """Normalise the first map and grow the pyramid from the last.
