@@ -65,7 +65,7 @@ if torch_version=$("$VPY" -c 'import torch; print(torch.__version__)' 2>/dev/nul
 else
   log "installing torch==$TORCH_PIN"
   pip_install "torch==$TORCH_PIN"
-  torch_version=$("$VPY" -c 'import torch; print(torch.__version__)')
+  torch_version=$("$VPY" -W ignore -c 'import torch; print(torch.__version__)')
 fi
 # Later installs must never move torch (a bare 'torch' pulls GBs of CUDA).
 TORCH_CONSTRAINT="$VENV/torch-constraint.txt"
@@ -79,7 +79,7 @@ if "$VPY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_PI
   log "mmcv $MMCV_PIN with ops already installed"
 else
   cuda=0
-  if command -v nvcc >/dev/null && "$VPY" -c 'import sys, torch; sys.exit(torch.version.cuda is None)'; then
+  if command -v nvcc >/dev/null && "$VPY" -W ignore -c 'import sys, torch; sys.exit(torch.version.cuda is None)'; then
     cuda=1
   fi
   log "compiling mmcv $MMCV_PIN ops (CUDA: $cuda), ~7 min on 2 cores the first time; pip caches the wheel"
