@@ -6,6 +6,7 @@ checks the path end to end: data generation, training through the Runner,
 COCO evaluation and the drawn pictures.
 """
 import glob
+import json
 import importlib.util
 import os.path as osp
 
@@ -69,3 +70,20 @@ def test_quickstart_config_points_at_the_given_folders(tmp_path):
     assert cfg.param_scheduler[-1].end == 3
     # The generated set matches the network input.
     assert cfg.shapes_set['img_size'] == cfg.input_size
+
+
+def test_quickstart_regenerates_a_set_of_the_wrong_size(tmp_path, capsys):
+    from mmengine.config import Config
+    quickstart = load_quickstart()
+    root = str(tmp_path / 'shapes')
+    cfg = Config(dict(shapes_set=dict(num_train=3, num_val=2, img_size=32,
+                                      seed=0, progress=False)))
+    quickstart.ensure_data(root, cfg)
+    assert 'writing' in capsys.readouterr().out
+    quickstart.ensure_data(root, cfg)
+    assert 'using the shapes set' in capsys.readouterr().out
+    cfg.shapes_set.num_train = 5
+    quickstart.ensure_data(root, cfg)
+    assert '5 train, 2 held-out' in capsys.readouterr().out
+    with open(osp.join(root, 'annotations', 'instances_train.json')) as f:
+        assert len(json.load(f)['images']) == 5

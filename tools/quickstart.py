@@ -16,6 +16,7 @@ Options: ``--work-dir`` (default ``work_dirs/quickstart``), ``--data-root``
 """
 import argparse
 import glob
+import json
 import os.path as osp
 import sys
 import time
@@ -39,14 +40,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def ensure_data(data_root: str, cfg: Config) -> None:
-    """Write the shapes set unless its annotation files exist."""
+    """Write the shapes set unless the one ``cfg.shapes_set`` asks for is there.
+
+    A set counts as there when both annotation files exist and hold the
+    configured number of images; anything else is written anew.
+    """
     from ssd_plugin.datasets.shapes import make_shapes
-    wanted = [osp.join(data_root, 'annotations', f'instances_{split}.json')
-              for split in ('train', 'val')]
-    if all(osp.isfile(path) for path in wanted):
+    wanted = {'train': cfg.shapes_set['num_train'],
+              'val': cfg.shapes_set['num_val']}
+    found = {}
+    for split in wanted:
+        path = osp.join(data_root, 'annotations', f'instances_{split}.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                found[split] = len(json.load(f)['images'])
+    if found == wanted:
         print(f'[quickstart] using the shapes set in {data_root}')
         return
-    print(f'[quickstart] writing the synthetic shapes set to {data_root}')
+    print(f'[quickstart] writing the synthetic shapes set to {data_root} '
+          f'({wanted["train"]} train, {wanted["val"]} held-out images)')
     make_shapes(data_root, **cfg.shapes_set)
 
 
