@@ -127,3 +127,5 @@ default_hooks = dict(
     # Test images with their detections drawn, in {work_dir}/{time}/vis.
     visualization=dict(draw=True, test_out_dir='vis'))
 log_processor = dict(by_epoch=True)
+# The same run every time (weights, shuffling, augmentation).
+randomness = dict(seed=0)
