@@ -25,7 +25,9 @@ setup(
     packages=find_packages(include=['ssd_plugin', 'ssd_plugin.*']),
     python_requires='>=3.9,<3.13',
     install_requires=[
-        'torch>=2.0',
+        # compat.py: torch.serialization.safe_globals with (callable, name)
+        # entries (2.6); tested with the pin of requirements/constraints.txt.
+        'torch>=2.6',
         'mmengine>=0.10.0,<1.0',
         'mmcv>=2.0.0,<2.2.0',
         'mmdet>=3.3.0,<3.4',

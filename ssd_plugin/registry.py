@@ -1,21 +1,10 @@
 """ssd_plugin's registries: children of MMDetection's, scope ``ssd_plugin``.
 
-As in MMYOLO, every registry the plugin or its configs touch has a child here.
-Under ``default_scope='ssd_plugin'`` a name is looked up in our registry first
-and falls back to MMDetection's (then MMEngine's), so our configs can use
-``SingleStageDetector`` or ``CocoMetric`` unqualified. From MMDetection's own
-scope our parts are reached as ``ssd_plugin.<Name>`` once ``ssd_plugin`` is
-imported (``custom_imports``). MMEngine imports ``ssd_plugin.registry`` when it
-switches to our scope; importing it imports the package, which registers
-everything (see ``ssd_plugin/__init__.py``).
-
-mmengine's fallback to a parent reads the parent's table without importing
-the parent's lazy ``locations``, so a child that never triggered mmdet's
-imports would not see e.g. ``DetVisualizationHook``. Each child therefore
-lists its own modules and then its parent's locations.
-
-``STRATEGIES``, ``INFERENCERS`` and ``FUNCTIONS`` have no MMDetection
-counterpart in mmdet 3.3, so their parents are MMEngine's roots.
+As in MMYOLO: in our scope a name is looked up here first, then in mmdet's
+(then mmengine's) registries; from mmdet's scope ours are ``ssd_plugin.X``.
+mmengine imports this module when it switches to our scope, which imports
+the package and so registers everything. ``STRATEGIES``, ``INFERENCERS`` and
+``FUNCTIONS`` have no mmdet 3.3 counterpart: their parents are mmengine's.
 """
 from mmdet import registry as mmdet_registry
 from mmengine import registry as mmengine_registry
@@ -29,7 +18,8 @@ def _child(parent: Registry, *locations: str) -> Registry:
         parent (Registry): mmdet's (or mmengine's) registry of that kind.
         *locations (str): Our modules that register into it.
     """
-    # ``_locations`` is mmengine's list of modules to import lazily.
+    # mmengine's fallback to a parent reads its table without importing the
+    # parent's lazy ``_locations`` (e.g. mmdet's hooks): import them too.
     return Registry(parent.name, parent=parent, scope='ssd_plugin',
                     locations=[*locations, *parent._locations])
 
@@ -50,7 +40,7 @@ MODEL_WRAPPERS = _child(mmdet_registry.MODEL_WRAPPERS)
 WEIGHT_INITIALIZERS = _child(mmdet_registry.WEIGHT_INITIALIZERS)
 
 OPTIMIZERS = _child(mmdet_registry.OPTIMIZERS)
-OPTIM_WRAPPERS = _child(mmdet_registry.OPTIM_WRAPPERS)
+OPTIM_WRAPPERS = _child(mmdet_registry.OPTIM_WRAPPERS, 'ssd_plugin.engine')
 OPTIM_WRAPPER_CONSTRUCTORS = _child(mmdet_registry.OPTIM_WRAPPER_CONSTRUCTORS)
 PARAM_SCHEDULERS = _child(mmdet_registry.PARAM_SCHEDULERS)
 

@@ -35,13 +35,13 @@ _base_ = {base!r}
 classes = ('circle', 'square', 'triangle', 'star')
 train_dataloader = dict(
     {loader},
-    dataset=dict(type='ssd_plugin.CocoDataset', data_root={root!r},
+    dataset=dict(type='CheckedCocoDataset', data_root={root!r},
                  ann_file='annotations/instances_train.json',
                  data_prefix=dict(img='train/'),
                  metainfo=dict(classes=classes)))
 val_dataloader = dict(
     {loader},
-    dataset=dict(type='ssd_plugin.CocoDataset', data_root={root!r},
+    dataset=dict(type='CheckedCocoDataset', data_root={root!r},
                  ann_file='annotations/instances_val.json',
                  data_prefix=dict(img='val/'), metainfo=dict(classes=classes),
                  indices={val_images}))
@@ -52,7 +52,7 @@ test_evaluator = val_evaluator
 _VOC = '''
 _base_ = {base!r}
 classes = ('circle', 'square', 'triangle', 'star')
-voc = dict(type='ssd_plugin.VOCDataset', data_root={root!r} + '/VOCdevkit/',
+voc = dict(type='CheckedVOCDataset', data_root={root!r} + '/VOCdevkit/',
            metainfo=dict(classes=classes))
 train_dataloader = dict(
     {loader},

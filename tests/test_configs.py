@@ -5,6 +5,7 @@ model under our default scope and runs one loss and one predict forward on a
 fake one-image batch at the config's input size; the data pipelines are
 checked to be SSD's at that size and to build in the scope the runner uses.
 """
+import re
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,31 @@ def test_config_scope_and_imports(cfg):
     assert cfg.default_scope == 'ssd_plugin'
     assert cfg.custom_imports == dict(imports=['ssd_plugin'],
                                       allow_failed_imports=False)
+    # Built in our scope whatever scope the caller is in (DetInferencer's
+    # default 'mmdet', mmdet's analysis tools).
+    assert cfg.model._scope_ == 'ssd_plugin'
+    for loader in (cfg.train_dataloader, cfg.val_dataloader,
+                   cfg.test_dataloader):
+        for split in datasets(loader.dataset):
+            assert split._scope_ == 'ssd_plugin'
+            assert split.type in ('CheckedCocoDataset', 'CheckedVOCDataset')
+
+
+ALL_CONFIG_FILES = sorted((ROOT / 'configs').rglob('*.py'))
+
+
+@pytest.mark.parametrize(
+    'path', ALL_CONFIG_FILES,
+    ids=[str(p.relative_to(ROOT / 'configs')) for p in ALL_CONFIG_FILES])
+def test_config_file_names_bare_and_no_resets(path):
+    """Our names and mmdet's are bare (MMYOLO's convention, one scope); no
+    leaf resets a base value to make room for another."""
+    text = path.read_text()
+    assert not re.search(r"type='(ssd_plugin|mmdet)\.", text)
+    if '_base_' not in path.relative_to(ROOT / 'configs').parts:
+        for reset in ('_delete_', '{{', 'scale_range=None',
+                      'first_level=None', 'strides=None'):
+            assert reset not in text, reset
 
 
 def test_config_model_builds_and_runs(cfg):
@@ -104,6 +130,9 @@ def test_config_pipelines_are_ssd_at_input_size(cfg):
         assert list(zoom.mean) == cfg.model.data_preprocessor.mean[::-1]
     for loader in (cfg.val_dataloader, cfg.test_dataloader):
         (split, ) = datasets(loader.dataset)
+        # mmdet's inference APIs replace step 0 by their array loader.
+        assert [t.type for t in split.pipeline[:2]] == [
+            'LoadImageFromFile', 'ToBGRImage']
         resize = [t for t in split.pipeline if t.type == 'Resize']
         assert [tuple(r.scale) for r in resize] == [size]
         assert 'scale_factor' in split.pipeline[-1].meta_keys
@@ -115,33 +144,35 @@ def test_config_keeps_small_ground_truth(cfg):
         assert 'bbox_min_size' not in split.get('filter_cfg', {})
 
 
-def test_config_train_pipeline_runs_in_the_runner_scope(cfg):
-    """The runner builds each dataset, pipeline included, in its _scope_.
-
-    The steps after loading run on a synthetic image and give an input of
-    the model's size.
-    """
-    import ssd_plugin  # noqa: F401  (registers our transforms)
-    from mmcv.transforms import Compose
+def synthetic_sample() -> dict:
+    """What the load steps give for a 120x160 image with one box."""
     from mmdet.structures.bbox import HorizontalBoxes
-    scope = cfg.train_dataloader.dataset.get('_scope_', cfg.default_scope)
-    with DefaultScope.overwrite_default_scope(scope):
-        for split in datasets(cfg.train_dataloader.dataset):
-            pipeline = Compose(split.pipeline[2:])
     rng = np.random.default_rng(0)
-    results = dict(
+    return dict(
         img=rng.integers(0, 256, (120, 160, 3), dtype=np.uint8),
         img_shape=(120, 160), ori_shape=(120, 160), img_id=0,
         img_path='fake.jpg',
+        instances=[dict(bbox=[20., 10., 90., 100.], bbox_label=1,
+                        ignore_flag=0)],
         gt_bboxes=HorizontalBoxes(torch.tensor([[20., 10., 90., 100.]])),
         gt_bboxes_labels=np.array([1]), gt_ignore_flags=np.array([False]))
-    torch.manual_seed(0)
-    packed = pipeline(results)
-    assert tuple(packed['inputs'].shape) == (3, cfg.input_size,
-                                             cfg.input_size)
-    with DefaultScope.overwrite_default_scope(
-            cfg.val_dataloader.dataset.get('_scope_', cfg.default_scope)):
-        Compose(cfg.val_dataloader.dataset.pipeline)
+
+
+def test_config_every_split_pipeline_runs_in_its_scope(cfg):
+    """Each dataset's pipeline, built in the scope the runner builds it in,
+    runs (after its load steps) on a synthetic image and gives an input of
+    the model's size."""
+    from mmcv.transforms import Compose
+    size = (3, cfg.input_size, cfg.input_size)
+    train = datasets(cfg.train_dataloader.dataset)
+    tests = datasets(cfg.val_dataloader.dataset) + datasets(
+        cfg.test_dataloader.dataset)
+    for split, skip in [(t, 2) for t in train] + [(t, 1) for t in tests]:
+        with DefaultScope.overwrite_default_scope(split._scope_):
+            pipeline = Compose(split.pipeline[skip:])
+        torch.manual_seed(0)
+        packed = pipeline(synthetic_sample())
+        assert tuple(packed['inputs'].shape) == size, split
 
 
 PAPER_CONFIGS = [p for p in CONFIGS if p.parent.name == 'ssd']

@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
 
-from ssd_plugin.datasets import CocoDataset, VOCDataset
+from ssd_plugin.datasets import CheckedCocoDataset, CheckedVOCDataset
 from ssd_plugin.datasets.shapes import SHAPE_CLASSES
 from ssd_plugin.engine.finite_loss_check_hook import (FiniteLossCheckHook,
                                                       format_losses,
@@ -55,7 +55,7 @@ def voc_kwargs(root: str, **overrides) -> dict:
 def test_coco_missing_path_names_it_and_how_to_prepare(shapes_root, override,
                                                        named):
     with pytest.raises(FileNotFoundError) as info:
-        CocoDataset(**coco_kwargs(shapes_root, **override))
+        CheckedCocoDataset(**coco_kwargs(shapes_root, **override))
     message = str(info.value)
     assert named in message
     assert 'make_shapes.py' in message and 'cocodataset.org' in message
@@ -68,7 +68,7 @@ def test_coco_missing_path_names_it_and_how_to_prepare(shapes_root, override,
 def test_voc_missing_path_names_it_and_how_to_prepare(shapes_root, override,
                                                       named):
     with pytest.raises(FileNotFoundError) as info:
-        VOCDataset(**voc_kwargs(shapes_root, **override))
+        CheckedVOCDataset(**voc_kwargs(shapes_root, **override))
     message = str(info.value)
     assert named in message
     assert 'VOCdevkit' in message and '--format voc' in message
@@ -78,12 +78,12 @@ def test_voc_missing_jpeg_folder_is_named(tmp_path, shapes_root):
     root = shutil.copytree(shapes_root, tmp_path / 'shapes')
     shutil.rmtree(root / 'VOCdevkit' / 'VOC2007' / 'JPEGImages')
     with pytest.raises(FileNotFoundError, match=r'image folder .*JPEGImages'):
-        VOCDataset(**voc_kwargs(str(root)))
+        CheckedVOCDataset(**voc_kwargs(str(root)))
 
 
 def test_valid_sets_load_with_the_generators_boxes(shapes_root):
-    coco = CocoDataset(**coco_kwargs(shapes_root))
-    voc = VOCDataset(**voc_kwargs(shapes_root))
+    coco = CheckedCocoDataset(**coco_kwargs(shapes_root))
+    voc = CheckedVOCDataset(**voc_kwargs(shapes_root))
     assert len(coco) == len(voc) == 4
     for i in range(4):
         coco_boxes = [inst['bbox'] for inst in coco.get_data_info(i)
@@ -110,7 +110,7 @@ def broken_coco(tmp_path, shapes_root):
 
 
 def test_corrupt_image_is_named(broken_coco):
-    dataset = CocoDataset(**coco_kwargs(broken_coco))
+    dataset = CheckedCocoDataset(**coco_kwargs(broken_coco))
     with pytest.raises(ValueError) as info:
         dataset[0]
     assert re.search(r"image '.*val/000008\.jpg'", str(info.value))
@@ -119,7 +119,7 @@ def test_corrupt_image_is_named(broken_coco):
 
 
 def test_missing_image_is_named(broken_coco):
-    dataset = CocoDataset(**coco_kwargs(broken_coco))
+    dataset = CheckedCocoDataset(**coco_kwargs(broken_coco))
     with pytest.raises(FileNotFoundError,
                        match=r"image '.*val/000009\.jpg'.*does not exist"):
         dataset[1]
@@ -130,7 +130,7 @@ def test_other_pipeline_errors_pass_through_unchanged(shapes_root):
     def broken_step(results):
         raise KeyError('not about the image')
 
-    dataset = CocoDataset(**coco_kwargs(shapes_root,
+    dataset = CheckedCocoDataset(**coco_kwargs(shapes_root,
                                         pipeline=LOAD + [broken_step]))
     with pytest.raises(KeyError, match='not about the image'):
         dataset[0]

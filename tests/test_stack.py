@@ -2,6 +2,7 @@
 
 The resume test drives mmengine's real ``Runner`` on a toy model, under our
 scope, so it also checks that building a runner logs no registry warnings.
+A malicious pickle is refused on every loading path (issue 9.10).
 """
 import pickle
 import re
@@ -126,7 +127,8 @@ def test_runner_checkpoint_and_resume_under_torch_2_6_plus(tmp_path, capfd):
 
     out, err = capfd.readouterr()
     assert not REGISTRY_WARNINGS.search(out + err), out + err
-    assert 'is not a weights-only checkpoint' in out + err
+    # Resumed weights-only: no warning, no fallback to a full unpickle.
+    assert 'weights_only=False' not in out + err
 
 
 def test_weights_only_state_dict_loads_without_warning(tmp_path, capfd):
@@ -144,3 +146,84 @@ def test_missing_checkpoint_names_the_path(tmp_path):
     missing = tmp_path / 'nope.pth'
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         load_checkpoint(nn.Linear(1, 1), str(missing))
+
+
+class Malicious:
+    """Unpickling it writes ``path``: what a crafted checkpoint could do."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+@pytest.fixture
+def malicious(tmp_path):
+    """``(checkpoint path, marker path)``: a state dict plus the payload."""
+    marker = tmp_path / 'MARKER'
+    path = tmp_path / 'malicious.pth'
+    torch.save(dict(state_dict=nn.Linear(1, 1).state_dict(),
+                    payload=Malicious(str(marker))), str(path))
+    return str(path), marker
+
+
+def pretrained_init(path: str) -> None:
+    from mmengine.model import BaseModule
+
+    class Net(BaseModule):
+        def __init__(self):
+            super().__init__(init_cfg=dict(type='Pretrained', checkpoint=path))
+            self.linear = nn.Linear(1, 1)
+
+    Net().init_weights()
+
+
+def runner_load_from(path: str, work_dir: str) -> None:
+    runner = make_runner(work_dir, max_epochs=1, load_from=path)
+    runner.load_or_resume()
+
+
+@pytest.mark.parametrize('how', ['load_checkpoint', 'Pretrained',
+                                 'runner load_from', 'runner resume'])
+def test_malicious_checkpoint_is_refused_on_every_path(how, malicious,
+                                                       tmp_path, monkeypatch):
+    from ssd_plugin.compat import UNSAFE_ENV
+    monkeypatch.delenv(UNSAFE_ENV, raising=False)
+    path, marker = malicious
+    load = {
+        'load_checkpoint': lambda: load_checkpoint(nn.Linear(1, 1), path),
+        'Pretrained': lambda: pretrained_init(path),
+        'runner load_from': lambda: runner_load_from(path, tmp_path / 'w'),
+        'runner resume': lambda: make_runner(
+            tmp_path / 'r', 1, resume=True, load_from=path).load_or_resume(),
+    }[how]
+    with pytest.raises(pickle.UnpicklingError) as info:
+        load()
+    message = str(info.value)
+    assert 'malicious.pth is not a weights-only checkpoint' in message
+    assert 'builtins.open' in message or 'io.open' in message
+    assert f'set {UNSAFE_ENV}=1' in message  # how to opt in
+    assert not marker.exists()
+
+
+def test_unsafe_load_is_an_explicit_opt_in(malicious, monkeypatch):
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    from ssd_plugin.compat import UNSAFE_ENV
+    path, marker = malicious
+    monkeypatch.setenv(UNSAFE_ENV, '1')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        load_checkpoint(nn.Linear(1, 1), path)
+    finally:
+        logger.removeHandler(handler)
+    assert marker.exists()  # what the user accepted by opting in
+    assert any(f'{UNSAFE_ENV}=1: loading' in r.getMessage() and
+               r.levelno == logging.WARNING for r in records)

@@ -26,10 +26,11 @@ import torch
 from mmengine.config import Config
 
 from ssd_plugin.engine import EvalProgressBarHook
-from ssd_plugin.engine.cpu_ddp import setup_cpu_ddp
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO_ROOT, 'tools')
+sys.path.insert(0, TOOLS)  # as for `python tools/train.py`: finds _launch
+import _launch  # noqa: E402
 
 
 def _load_tool(name: str):
@@ -100,8 +101,11 @@ def test_train_config_from_command_line(cfg_file, tmp_path):
         'train_cfg.max_iters=7', 'work_dir=ignored']))
     assert cfg.work_dir == str(tmp_path)  # --work-dir beats --cfg-options
     assert cfg.train_cfg.max_iters == 7 and cfg.launcher == 'pytorch'
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
-    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    if torch.cuda.is_available():
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+        assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    else:  # mmengine's AmpOptimWrapper refuses to start without CUDA
+        assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
     assert cfg.resume is True and cfg.load_from is None  # latest in work_dir
     assert cfg.auto_scale_lr.enable is True
 
@@ -111,12 +115,31 @@ def test_train_config_from_command_line(cfg_file, tmp_path):
 
 
 def test_amp_keeps_amp_and_names_other_wrappers():
-    cfg = Config(dict(optim_wrapper=dict(type='AmpOptimWrapper')))
-    train_tool.enable_amp(cfg)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    for amp in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
+        cfg = Config(dict(optim_wrapper=dict(type=amp)))
+        train_tool.enable_amp(cfg)
+        assert cfg.optim_wrapper.type == amp
     cfg = Config(dict(optim_wrapper=dict(type='MyWrapper')))
     with pytest.raises(ValueError, match="'MyWrapper'"):
         train_tool.enable_amp(cfg)
+
+
+def test_cpu_amp_wrapper_runs_the_forward_in_bfloat16():
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    model = torch.nn.Linear(4, 2)
+    with DefaultScope.overwrite_default_scope('ssd_plugin'):  # the runner's
+        wrapper = build_optim_wrapper(model, dict(
+            type='CPUAmpOptimWrapper', optimizer=dict(type='SGD', lr=0.1)))
+    x = torch.ones(3, 4)
+    with wrapper.optim_context(model):
+        y = model(x)
+    assert y.dtype == torch.bfloat16
+    assert model(x).dtype == torch.float32  # only inside the context
+    before = model.weight.detach().clone()
+    wrapper.update_params(y.float().sum())
+    assert model.weight.grad is None  # zeroed after the step
+    assert not torch.equal(model.weight, before)
 
 
 def test_test_config_from_command_line(cfg_file, tmp_path):
@@ -151,14 +174,14 @@ def test_dist_scripts_say_their_usage(script, need):
 
 
 def test_cpu_ddp_setup_only_for_torchrun_without_cuda():
-    assert setup_cpu_ddp(Config(dict(launcher='none'))) is False
+    assert _launch.setup_cpu_ddp(Config(dict(launcher='none'))) is False
     if torch.cuda.is_available():
         pytest.skip('with CUDA mmengine starts DDP itself')
     cfg = Config(dict(launcher='pytorch',
                       env_cfg=dict(dist_cfg=dict(backend='nccl'))))
     with pytest.raises(ValueError, match=r"backend='nccl' needs CUDA.*"
                        r'env_cfg\.dist_cfg\.backend=gloo'):
-        setup_cpu_ddp(cfg)
+        _launch.setup_cpu_ddp(cfg)
 
 
 class _FakeRunner:
@@ -317,7 +340,7 @@ def test_missing_dataset_named_by_train_tool(tiny_config, tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         train_tool.main([cfg, '--work-dir', str(tmp_path / 'work'),
                          '--cfg-options', 'experiment_name=missing_data'])
-    assert f"CocoDataset: data_root '{missing}' is not a folder" in \
+    assert f"CheckedCocoDataset: data_root '{missing}' is not a folder" in \
         str(info.value)
     assert 'make_shapes.py' in str(info.value)
 
@@ -330,7 +353,7 @@ def test_missing_dataset_named_through_mim(tiny_config, tmp_path):
     result = _run([osp.join(osp.dirname(sys.executable), 'mim'), 'train',
                    'mmdet', cfg, '--work-dir', str(tmp_path / 'work')])
     assert result.returncode != 0
-    assert (f"FileNotFoundError: VOCDataset: data_root '{missing}/VOCdevkit/'"
+    assert (f"FileNotFoundError: CheckedVOCDataset: data_root '{missing}/VOCdevkit/'"
             ' is not a folder') in result.stdout
     assert 'make_shapes.py' in result.stdout
     assert 'Iter(train)' not in result.stdout
@@ -355,7 +378,7 @@ def test_input_size_the_model_cannot_take_says_which_work(tiny_config,
     # fc7 = ceil(side / 16), so the image side must be at least 16*16+1.
     small = ("train_dataloader['dataset']['pipeline'] = [dict(step, "
              "scale=(128, 128)) if step['type'] == 'Resize' else step "
-             'for step in _base_.ssd_train_pipeline]\n')
+             'for step in _base_.train_pipeline]\n')
     cfg = tiny_config('ssd300_coco', extra=small)
     with pytest.raises(ValueError, match=r'at least 257x257'):
         train_tool.main([cfg, '--work-dir', str(tmp_path), '--cfg-options',

@@ -10,7 +10,7 @@
 #   PYTHON=python3.11   interpreter for the new .venv (default: python3)
 #   A CUDA machine: create .venv and install your CUDA build of torch into it
 #   first (.venv/bin/pip install torch==2.13.0 --index-url <your CUDA index>);
-#   this script keeps any torch >= 2.0 it finds and compiles mmcv with CUDA
+#   this script keeps any torch >= 2.6 it finds and compiles mmcv with CUDA
 #   (FORCE_CUDA=1) when nvcc and a CUDA torch are both present.
 set -euo pipefail
 
@@ -59,8 +59,8 @@ pip_install "setuptools$(sed -n 's/^setuptools//p' "$CONSTRAINTS")" wheel ninja
 # --- torch: keep a usable one, else install the pinned one -----------------
 TORCH_PIN=$(pin torch)
 if torch_version=$("$VPY" -c 'import torch; print(torch.__version__)' 2>/dev/null); then
-  "$VPY" -c 'import sys, torch; v = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]); sys.exit(v < (2, 0))' \
-    || die "torch $torch_version in $VENV is too old for mmcv 2.1.0 / mmdet 3.3.0 with this plugin; run '$VPY -m pip install torch==$TORCH_PIN' (or your CUDA build of it) and run again"
+  "$VPY" -c 'import sys, torch; v = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]); sys.exit(v < (2, 6))' \
+    || die "torch $torch_version in $VENV is older than 2.6, which ssd_plugin needs (weights-only checkpoint loading with allow-listed types, ssd_plugin/compat.py; tested: torch $TORCH_PIN); run '$VPY -m pip install torch==$TORCH_PIN' (or your CUDA build of it) and run again"
   log "keeping torch $torch_version"
 else
   log "installing torch==$TORCH_PIN"

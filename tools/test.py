@@ -1,27 +1,21 @@
 """Evaluate a checkpoint: config -> mmengine ``Runner`` -> ``runner.test()``.
 
-Mirrors MMDetection 3.3's ``tools/test.py``; the plugin's components are
-registered by the config's ``custom_imports``, the script only adds DDP on
-the CPU (``ssd_plugin.engine.cpu_ddp``). Examples::
+Mirrors MMDetection 3.3's ``tools/test.py``, plus DDP on the CPU
+(``_launch.py``). Examples::
 
     python tools/test.py configs/ssd/ssd300_coco.py work_dirs/x/iter_120000.pth
     python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis
     bash tools/dist_test.sh CONFIG CKPT 2
 """
 import argparse
-import os
 import os.path as osp
 from typing import List, Optional
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import Config
 
+from _launch import add_launch_args, build_runner, launched, load_config, parse
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
-from ssd_plugin.engine.cpu_ddp import setup_cpu_ddp
-
-LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -30,8 +24,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Test (and evaluate) a detector')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir',
-                        help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to a .pkl file')
     parser.add_argument('--show', action='store_true',
                         help='show the predictions in a window')
@@ -39,15 +31,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='save drawn predictions under work_dir/<time>/')
     parser.add_argument('--wait-time', type=float, default=2,
                         help='seconds each image is shown with --show')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config values, key=value')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
-                        help='job launcher (pytorch: torchrun)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launch_args(parser)
+    return parse(parser, argv)
 
 
 def check_out(out: Optional[str]) -> None:
@@ -58,15 +43,7 @@ def check_out(out: Optional[str]) -> None:
 
 def build_config(args: argparse.Namespace) -> Config:
     """The config file with the command line's overrides applied."""
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'checkpoint {args.checkpoint!r} does not exist; train first '
@@ -82,17 +59,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
     """Parse, build the runner and test; return the metrics."""
     args = parse_args(argv)
     cfg = build_config(args)
-    setup_cpu_ddp(cfg)  # no-op with CUDA or without a launcher
-    if 'runner_type' in cfg:
-        cfg._scope_ = cfg.get('default_scope')
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    if args.out is not None:
-        # As mmdet 3.3's tools/test.py: a metric that only dumps predictions.
-        runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=args.out))
-    return runner.test()
+    with launched(cfg):
+        runner = build_runner(cfg)
+        if args.out is not None:
+            # As mmdet 3.3's tools/test.py: a metric that only dumps results.
+            runner.test_evaluator.metrics.append(
+                DumpDetResults(out_file_path=args.out))
+        return runner.test()
 
 
 if __name__ == '__main__':

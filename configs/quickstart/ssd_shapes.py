@@ -15,7 +15,7 @@ augmentation); what differs from SSD300, and why:
   reason as the backbone;
 * zoom-out up to 2x instead of 4x (see the train pipeline).
 """
-_base_ = ['../_base_/models/ssd300.py']
+_base_ = ['../_base_/models/ssd300.py', '../_base_/default_runtime.py']
 
 input_size = 128
 data_root = 'data/shapes/'
@@ -26,8 +26,7 @@ level_channels = (64, 128, 128, 128, 128)
 
 model = dict(
     backbone=dict(
-        _delete_=True,  # a different backbone class: AtrousVGG's keys don't apply
-        type='mmdet.ResNet',
+        type='ResNet',
         depth=18,
         base_channels=32,
         num_stages=4,
@@ -50,25 +49,16 @@ model = dict(
             ratios=((2, ), (2, 3), (2, 3), (2, ), (2, )),
             min_sizes=(12, 26, 48, 76, 104),
             max_sizes=(26, 48, 76, 104, 132),
-            scale_range=None,  # the base's COCO range gives way to the lists
-            strides=None)))  # input / feature-map size per level
+            strides=(8, 16, 32, 64, 128))))  # input / feature-map size
 
 # SSD300's augmentation at this input size, with a zoom-out of at most 2x:
 # the paper's 4x turns the smallest shapes (13 px) into 3 px, which a short
 # schedule cannot learn (section 3.6 trains it 1.5x longer).
-_train_steps = {
-    'Resize': dict(scale=(input_size, input_size)),
-    'ssd_plugin.RandomZoomOut': dict(ratio_range=(1, 2)),
-}
-train_pipeline = [
-    dict(step, **_train_steps.get(step['type'], {}))
-    for step in _base_.ssd_train_pipeline
-]
-test_pipeline = [
-    dict(step, scale=(input_size, input_size))
-    if step['type'] == 'Resize' else step
-    for step in _base_.ssd_test_pipeline
-]
+resize = dict(type='Resize', scale=(input_size, input_size), keep_ratio=False)
+zoom_out = dict(_base_.train_steps.zoom_out, ratio_range=(1, 2))
+train_pipeline = list(
+    dict(_base_.train_steps, resize=resize, zoom_out=zoom_out).values())
+test_pipeline = list(dict(_base_.test_steps, resize=resize).values())
 
 # Threads: on two cores, a loader process beside torch's two compute threads
 # makes torch's OpenMP threads wait on each other (measured up to 3x slower
@@ -80,7 +70,8 @@ train_dataloader = dict(
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='CocoDataset',
+        _scope_='ssd_plugin',
+        type='CheckedCocoDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/instances_train.json',
@@ -94,7 +85,8 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type='CocoDataset',
+        _scope_='ssd_plugin',
+        type='CheckedCocoDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/instances_val.json',

@@ -4,11 +4,13 @@
 The model base's defaults are already COCO's (80 classes, Caffe's scales s
 in [0.1, 0.9], conv4_3 at 0.04).
 """
-_base_ = ['../_base_/models/ssd512.py', '../_base_/recipes/coco.py']
+_base_ = [
+    '../_base_/models/ssd512.py', '../_base_/recipes/coco.py',
+    '../_base_/default_runtime.py'
+]
 
-# The model base's pipelines.
-train_pipeline = _base_.ssd_train_pipeline
-test_pipeline = _base_.ssd_test_pipeline
+train_pipeline = list(_base_.train_steps.values())
+test_pipeline = list(_base_.test_steps.values())
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

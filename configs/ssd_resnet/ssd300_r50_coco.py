@@ -8,7 +8,7 @@ and default boxes are SSD300 COCO's (21 ... 315 px, 8732 boxes). NVIDIA
 reports about 0.25 COCO AP after 65 epochs.
 
 Kept from the base rather than NVIDIA's: the Caffe recipe (batch 32, LR 1e-3,
-400k iterations; NVIDIA: LR 2.6e-3 per 32 images, 65 epochs) and Caffe's
+240k iterations; NVIDIA: LR 2.6e-3 per 32 images, 65 epochs) and Caffe's
 "xavier" init of the extra layers and head (NVIDIA: Glorot uniform).
 """
 _base_ = ['../ssd/ssd300_coco.py']
@@ -20,7 +20,7 @@ model = dict(
     # mmdet's ResNet: 3 stages, layer3 at stride 1. ImageNet weights: add
     # init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50').
     backbone=dict(
-        type='mmdet.ResNet',
+        type='ResNet',
         depth=50,
         num_stages=3,
         strides=(1, 2, 1),

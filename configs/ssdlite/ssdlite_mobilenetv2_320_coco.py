@@ -21,7 +21,7 @@ separable = dict(use_depthwise=True, norm_cfg=norm_cfg, act_cfg=act_cfg)
 model = dict(
     data_preprocessor=dict(std=[58.395, 57.12, 57.375]),
     backbone=dict(
-        type='mmdet.MobileNetV2',
+        type='MobileNetV2',
         out_indices=(4, 7),
         norm_cfg=norm_cfg,
         init_cfg=dict(type='TruncNormal', layer='Conv2d', std=0.03)),
@@ -40,25 +40,16 @@ model = dict(
         prior_generator=dict(
             input_size=input_size,
             ratios=((2, 3), ) * 6,
-            scale_range=None,
             min_sizes=(48, 100, 150, 202, 253, 304),
             max_sizes=(100, 150, 202, 253, 304, 320),
             strides=(16, 32, 64, 107, 160, 320)),
         **separable))
 
 
-def _resized(pipeline: list) -> list:
-    """The base's pipeline with its Resize set to this input size."""
-    return [
-        dict(step, scale=(input_size, input_size))
-        if step['type'] == 'Resize' else step for step in pipeline
-    ]
-
-
-ssd_train_pipeline = _resized(_base_.ssd_train_pipeline)
-ssd_test_pipeline = _resized(_base_.ssd_test_pipeline)
-train_pipeline = ssd_train_pipeline
-test_pipeline = ssd_test_pipeline
+# The base's pipelines with this input size.
+resize = dict(type='Resize', scale=(input_size, input_size), keep_ratio=False)
+train_pipeline = list(dict(_base_.train_steps, resize=resize).values())
+test_pipeline = list(dict(_base_.test_steps, resize=resize).values())
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -1,4 +1,4 @@
 """Datasets and data transforms of ssd_plugin."""
 from . import transforms  # noqa: F401
-from .coco import CocoDataset  # noqa: F401
-from .voc import VOCDataset  # noqa: F401
+from .coco import CheckedCocoDataset  # noqa: F401
+from .voc import CheckedVOCDataset  # noqa: F401

@@ -1,14 +1,12 @@
 """Checks that turn missing or broken data into errors that say what to do.
 
-Why in the datasets: mmengine's ``Runner.train`` builds the train loop (and
-with it the train dataset) before any hook's ``before_run``, and
-``mim train mmdet`` runs mmdet's own ``tools/train.py``, so the only code of
-ours that runs before the first missing file is opened, under both entry
-points, is the dataset the config builds. :class:`~.coco.CocoDataset` and
-:class:`~.voc.VOCDataset` call these helpers.
+They sit in the datasets because the dataset is the only code of ours that
+runs before the first file is opened under both ``tools/train.py`` and
+``mim train mmdet`` (mmengine builds the train loop before any hook's
+``before_run``).
 """
 import os.path as osp
-from typing import Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import mmcv
 
@@ -97,3 +95,22 @@ def image_problem(img_path: str, ann_file: str) -> Optional[Exception]:
             'it, or regenerate the dataset, or remove it from the annotation '
             'file')
     return None
+
+
+def prepare_explained(prepare: Callable[[int], Any], dataset: Any,
+                      idx: int) -> Any:
+    """``prepare(idx)``; if it fails on a bad image, raise what is wrong.
+
+    Args:
+        prepare: The mmdet dataset's ``prepare_data``.
+        dataset: The dataset (its ``get_data_info`` and ``ann_file``).
+        idx (int): Sample index.
+    """
+    try:
+        return prepare(idx)
+    except Exception as error:
+        problem = image_problem(dataset.get_data_info(idx)['img_path'],
+                                dataset.ann_file)
+        if problem is None:
+            raise
+        raise problem from error

@@ -1,10 +1,7 @@
-"""mmdet's ``CocoDataset`` with errors that name missing or broken files.
+"""``CheckedCocoDataset``: mmdet's ``CocoDataset`` with errors that name files.
 
-Registered under mmdet's own name in the ``ssd_plugin`` scope, so every
-config with ``default_scope='ssd_plugin'`` and ``type='CocoDataset'`` gets
-the checks, under ``tools/train.py`` and ``mim train mmdet`` alike (see
-``ssd_plugin.datasets.checks`` for why the dataset is the place).
-``type='mmdet.CocoDataset'`` still reaches the unchecked original.
+Its own name, so that it never shadows mmdet's ``CocoDataset`` (see the
+README, "Names"); why the checks sit in the dataset: ``checks.py``.
 """
 from typing import Any, List
 
@@ -12,11 +9,11 @@ from mmdet.datasets import CocoDataset as MMDetCocoDataset
 
 from ssd_plugin.registry import DATASETS
 
-from .checks import check_dataset_files, image_problem
+from .checks import check_dataset_files, prepare_explained
 
 
 @DATASETS.register_module()
-class CocoDataset(MMDetCocoDataset):
+class CheckedCocoDataset(MMDetCocoDataset):
     """COCO-format detection dataset; arguments as mmdet's ``CocoDataset``.
 
     Adds, before any file is opened:
@@ -40,11 +37,4 @@ class CocoDataset(MMDetCocoDataset):
 
     def prepare_data(self, idx: int) -> Any:
         """Run the pipeline; if it fails on a bad image, say which image."""
-        try:
-            return super().prepare_data(idx)
-        except Exception as error:
-            problem = image_problem(self.get_data_info(idx)['img_path'],
-                                    self.ann_file)
-            if problem is None:
-                raise
-            raise problem from error
+        return prepare_explained(super().prepare_data, self, idx)

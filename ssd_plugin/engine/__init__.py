@@ -1,4 +1,5 @@
-"""Runner-side helpers of ssd_plugin (hooks)."""
+"""Runner-side parts of ssd_plugin: hooks and the CPU mixed-precision wrapper."""
+from .cpu_amp_optim_wrapper import CPUAmpOptimWrapper  # noqa: F401
 from .eval_progress_bar_hook import EvalProgressBarHook  # noqa: F401
 from .finite_loss_check_hook import FiniteLossCheckHook  # noqa: F401
 from .num_classes_check_hook import NumClassesCheckHook  # noqa: F401

@@ -1,9 +1,7 @@
 """A progress bar over validation and test batches (rank 0 only).
 
-mmengine's ``ValLoop``/``TestLoop`` log only every ``LoggerHook.interval``
-batches, so a long evaluation looks frozen between lines. This hook draws
-mmengine's own ``ProgressBar`` (batches done, rate, elapsed, ETA) on the main
-process; the other ranks draw nothing.
+mmengine's loops log only every ``LoggerHook.interval`` batches, so a long
+evaluation looks frozen between lines.
 """
 import sys
 from typing import Optional

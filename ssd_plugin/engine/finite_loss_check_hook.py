@@ -1,15 +1,8 @@
 """Stop training at the first non-finite loss, saying where and what it was.
 
-mmdet's ``CheckInvalidLossHook`` checks only the total loss, with an
-``assert`` whose message is a log call (``AssertionError: None``), and names
-neither the iteration nor the losses before it. This hook raises
-``FloatingPointError`` naming the iteration, every non-finite loss term and
-the last finite ones, so the user can tell a diverging run (losses growing)
-from a bad sample (losses fine, then NaN).
-
-It runs before the checkpoint and logger hooks (priority ``ABOVE_NORMAL``)
-so the NaN weights of this iteration are never saved: the last checkpoint in
-``work_dir`` stays good for ``--resume``.
+mmdet's ``CheckInvalidLossHook`` asserts on the total loss only and names
+neither the iteration nor the losses before it. Running before the
+checkpoint hook, this one keeps the NaN weights out of ``work_dir``.
 """
 import math
 from typing import Dict, Mapping, Optional

@@ -1,12 +1,9 @@
 """Stop before training when the model's class count differs from the data's.
 
-mmdet's ``NumClassCheckHook`` makes the same comparison with ``assert`` (gone
-under ``python -O``) only at the start of each epoch. This one raises
-``ValueError`` with both numbers and the fix, before the first training,
-validation or test iteration. It looks only at the detector's heads (the
-direct children whose name ends in ``head``, e.g. ``bbox_head``): backbones
-such as mmcv's ``VGG`` also carry a ``num_classes`` attribute (``-1``, no
-classifier) that has nothing to do with the dataset.
+mmdet's ``NumClassCheckHook`` asserts (gone under ``python -O``) at each
+epoch's start; this one raises ``ValueError`` with both numbers and the fix
+before the first iteration, looking only at the detector's ``*head``
+children (mmcv's ``VGG`` has its own ``num_classes=-1``).
 """
 from typing import List, Optional, Sequence, Tuple
 

@@ -183,7 +183,7 @@ class DefaultBoxGenerator:
             SSD300's ``((2,), (2, 3), (2, 3), (2, 3), (2,), (2,))``.
         min_sizes (Sequence[float], optional): Min box size per level, pixels.
         max_sizes (Sequence[float], optional): Max box size per level, pixels;
-            give both lists or neither.
+            give both lists or neither; they win over ``scale_range``.
         scale_range (tuple[float, float], optional): The paper's
             ``(s_min, s_max)``, turned into sizes by :func:`caffe_scale_sizes`.
             With neither sizes nor range, the paper's ``(0.2, 0.9)`` is used.
@@ -240,16 +240,16 @@ class DefaultBoxGenerator:
                        scale_range: Optional[Pair],
                        first_level: Optional[Pair]
                        ) -> Tuple[List[float], List[float]]:
-        """Explicit size lists, or sizes from ``scale_range``."""
+        """Explicit size lists, or sizes from ``scale_range``.
+
+        Explicit lists win over ``scale_range``/``first_level`` (as in
+        torchvision), so a config can set them over a base's range.
+        """
         if (min_sizes is None) != (max_sizes is None):
             raise ValueError(
                 f'min_sizes={min_sizes} and max_sizes={max_sizes}: give both '
                 'lists or neither')
         if min_sizes is not None:
-            if scale_range is not None or first_level is not None:
-                raise ValueError(
-                    f'scale_range={scale_range}/first_level={first_level} '
-                    'given with min_sizes/max_sizes; pass one or the other')
             return [float(s) for s in min_sizes], [float(s) for s in max_sizes]
         if scale_range is None:
             scale_range = (0.2, 0.9)  # Section 2.2's s_min and s_max.

@@ -1,40 +1,19 @@
 """SSD300 (Liu et al., ECCV 2016): the model and its input pipelines.
 
-Dataset-agnostic: leaf configs pair it with a recipe (data, schedule) and set
-``num_classes`` and the default-box scales of their dataset. Defaults are
-COCO's (80 classes, Caffe's ``ssd_coco.py`` scales). Numbers not in the paper
-are the Caffe release's (``ssd_pascal.py``, ``ssd_coco.py``).
-
-The pipelines are named ``ssd_train_pipeline`` / ``ssd_test_pipeline``:
-mmdet's dataset bases, inherited next to this file, already own the names
-``train_pipeline`` / ``test_pipeline``. SSD's own transforms are named with
-the ``ssd_plugin.`` prefix because mmdet's dataset configs build their
-datasets, pipelines included, in the ``mmdet`` scope.
-
-mmdet's runtime is inherited here rather than beside this file, as it sets
-``default_scope`` too; SSD trains by iterations (Caffe) in every recipe, so
-checkpoints and logs count iterations.
+Numbers not in the paper are the Caffe release's (``ssd_pascal.py``,
+``ssd_coco.py``); the default-box scales are COCO's. The pipelines are
+dicts of named steps, ``train_steps`` and ``test_steps`` (mmdet's dataset
+bases own ``train_pipeline``/``test_pipeline``): a child base changes one
+step by name, e.g. ``train_steps = dict(resize=dict(scale=(512, 512)))``,
+and a leaf config puts ``list(_base_.train_steps.values())`` in its loader.
 """
-_base_ = ['mmdet::_base_/default_runtime.py']
-
-default_scope = 'ssd_plugin'
-custom_imports = dict(imports=['ssd_plugin'], allow_failed_imports=False)
-default_hooks = dict(checkpoint=dict(by_epoch=False, interval=10000))
-log_processor = dict(by_epoch=False)
-# Stop early and say why: a model/dataset class-count mismatch (before the
-# first iteration), a non-finite loss (with the last finite ones); and show a
-# progress bar while evaluating.
-custom_hooks = [
-    dict(type='NumClassesCheckHook'),
-    dict(type='FiniteLossCheckHook'),
-    dict(type='EvalProgressBarHook'),
-]
-
-input_size = 300  # Network input side (section 3); set only here.
+input_size = 300  # Network input side (section 3)
 # ImageNet mean, RGB: the VGG16 weights expect it (Caffe subtracts it, BGR).
 rgb_mean = [123.675, 116.28, 103.53]
+level_channels = (512, 1024, 512, 256, 256, 256)  # conv4_3, fc7, conv6_2...
 
 model = dict(
+    _scope_='ssd_plugin',  # our names, from any entry point's scope
     type='SingleStageDetector',
     data_preprocessor=dict(
         type='DetDataPreprocessor',
@@ -49,7 +28,7 @@ model = dict(
     bbox_head=dict(
         type='SSDHead',
         num_classes=80,
-        in_channels=(512, 1024, 512, 256, 256, 256),
+        in_channels=level_channels,
         prior_generator=dict(
             type='DefaultBoxGenerator',
             input_size=input_size,
@@ -83,22 +62,25 @@ model = dict(
 # Section 2.2 "Data augmentation", in Caffe's order: photometric distortion,
 # zoom out (Caffe's "expand", section 3.6), IoU-constrained crop, resize,
 # flip. The zoom-out canvas is filled with the mean in the loader's BGR.
-ssd_train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='ssd_plugin.RandomPhotometricDistort'),
-    dict(type='ssd_plugin.RandomZoomOut', mean=tuple(rgb_mean[::-1]),
-         ratio_range=(1, 4), prob=0.5),
-    dict(type='ssd_plugin.RandomIoUCrop'),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-ssd_test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                    'scale_factor')),
-]
+train_steps = dict(
+    load=dict(type='LoadImageFromFile', backend_args=None),
+    annotations=dict(type='LoadAnnotations', with_bbox=True),
+    photometric=dict(type='RandomPhotometricDistort'),
+    zoom_out=dict(type='RandomZoomOut', mean=tuple(rgb_mean[::-1]),
+                  ratio_range=(1, 4), prob=0.5),
+    crop=dict(type='RandomIoUCrop'),
+    resize=dict(type='Resize', scale=(input_size, input_size),
+                keep_ratio=False),
+    flip=dict(type='RandomFlip', prob=0.5),
+    pack=dict(type='PackDetInputs'))
+test_steps = dict(
+    load=dict(type='LoadImageFromFile', backend_args=None),
+    # Arrays given to inference_detector / DetInferencer: gray, BGRA, 16-bit
+    # to 8-bit BGR; empty or non-finite images are errors.
+    image=dict(_scope_='ssd_plugin', type='ToBGRImage'),  # for DetInferencer
+    resize=dict(type='Resize', scale=(input_size, input_size),
+                keep_ratio=False),
+    annotations=dict(type='LoadAnnotations', with_bbox=True),
+    pack=dict(type='PackDetInputs',
+              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                         'scale_factor')))

@@ -6,9 +6,8 @@ stride 2, seven levels (64, 32, 16, 8, 4, 2, 1), Caffe's ``ssd_coco.py`` /
 """
 _base_ = ['./ssd300.py']
 
-input_size = 512  # Network input side; set only here for SSD512.
-
-level_channels = (512, 1024, 512, 256, 256, 256, 256)
+input_size = 512
+level_channels = (*_base_.level_channels, 256)  # + conv10_2
 model = dict(
     neck=dict(
         out_channels=level_channels,
@@ -25,15 +24,5 @@ model = dict(
             scale_range=(0.1, 0.9),
             first_level=(0.04, 0.1),
             strides=(8, 16, 32, 64, 128, 256, 512))))
-
-
-def _resized(pipeline: list) -> list:
-    """SSD300's pipeline with its Resize set to this input size."""
-    return [
-        dict(step, scale=(input_size, input_size))
-        if step['type'] == 'Resize' else step for step in pipeline
-    ]
-
-
-ssd_train_pipeline = _resized(_base_.ssd_train_pipeline)
-ssd_test_pipeline = _resized(_base_.ssd_test_pipeline)
+train_steps = dict(resize=dict(scale=(input_size, input_size)))
+test_steps = dict(resize=dict(scale=(input_size, input_size)))

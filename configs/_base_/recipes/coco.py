@@ -5,8 +5,7 @@ at batch 32: 240k iterations with LR x0.1 at 2/3 and 5/6, the same rule as
 the VOC solver, so only the length changes here. (Caffe's later
 ``ssd_coco.py`` ran 400k with steps at 280k and 360k; set
 ``max_iters=400000`` and those milestones to reproduce that instead.)
-Evaluation is mmdet's bbox ``CocoMetric``. Model-agnostic: a leaf config
-pairs it with a model base and puts that base's pipelines in the loaders.
+A leaf config puts a model base's pipelines in the loaders.
 """
 _base_ = [
     'mmdet::_base_/datasets/coco_detection.py', '../schedules/ssd_sgd.py'
@@ -20,14 +19,14 @@ param_scheduler = [
          milestones=[max_iters * 2 // 3, max_iters * 5 // 6]),
 ]
 
-# Datasets from mmdet:: bases are built in mmdet's scope: name our checked
-# CocoDataset (errors that name missing files) with its scope.
-dataset_type = 'ssd_plugin.CocoDataset'
+# Our checked dataset (errors that name missing files), built with its
+# pipeline in our scope.
+dataset_type = 'CheckedCocoDataset'
 train_dataloader = dict(
     batch_size=_base_.batch_size,
     num_workers=4,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     batch_sampler=None,  # fixed-size inputs: no aspect-ratio grouping
-    dataset=dict(type=dataset_type))
-val_dataloader = dict(dataset=dict(type=dataset_type))
+    dataset=dict(_scope_='ssd_plugin', type=dataset_type))
+val_dataloader = dict(dataset=dict(_scope_='ssd_plugin', type=dataset_type))
 test_dataloader = val_dataloader

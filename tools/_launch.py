@@ -1,0 +1,131 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: the launcher and
+work-dir options, DDP on the CPU, building the runner, and a clean exit.
+
+DDP on the CPU: mmengine 0.10.7's ``init_dist('pytorch')`` calls
+``torch.cuda.set_device`` unconditionally and ``Runner.wrap_model`` passes
+``device_ids=[LOCAL_RANK]``, which DDP refuses for a CPU module. The runner
+skips its own ``init_dist`` when a process group exists and lets
+``model_wrapper_cfg`` override ``device_ids``, so without CUDA the tools do
+both first. (``mim train mmdet --launcher pytorch`` runs mmdet's script,
+which does not: on the CPU use ``tools/dist_train.sh``.)
+"""
+import argparse
+import datetime
+import os
+import os.path as osp
+from contextlib import contextmanager
+from typing import Iterator, List, Optional
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def add_launch_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--work-dir``, ``--cfg-options``, ``--launcher``, ``--local-rank``."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config values, key=value (e.g. '
+        'train_cfg.max_iters=2 "model.bbox_head.num_classes=4")')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='job launcher (pytorch: torchrun)')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse(parser: argparse.ArgumentParser,
+          argv: Optional[List[str]]) -> argparse.Namespace:
+    """Parse ``argv`` (default ``sys.argv[1:]``); export ``LOCAL_RANK``."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def default_work_dir(config: str) -> str:
+    """``./work_dirs/<config name>``, mmdet's default."""
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """The config file with ``--cfg-options`` < ``--work-dir`` applied."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = default_work_dir(args.config)
+    return cfg
+
+
+def setup_cpu_ddp(cfg: Config) -> bool:
+    """Start the gloo process group and a CPU DDP wrapper if needed.
+
+    Args:
+        cfg (Config): Reads ``launcher`` and ``env_cfg.dist_cfg``; sets
+            ``model_wrapper_cfg`` when absent.
+
+    Returns:
+        bool: True if this call started the process group (launcher
+        ``pytorch``, no CUDA, no group yet), else False.
+
+    Raises:
+        ValueError: If the backend is not ``gloo`` on a machine without CUDA.
+    """
+    if (cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available()
+            or torch_dist.is_initialized()):
+        return False
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    backend = dist_cfg.pop('backend', 'nccl')
+    if backend != 'gloo':
+        raise ValueError(
+            f'env_cfg.dist_cfg.backend={backend!r} needs CUDA, which this '
+            'machine lacks; for DDP on the CPU add --cfg-options '
+            'env_cfg.dist_cfg.backend=gloo')
+    if dist_cfg.get('timeout') is not None:  # seconds, as mmengine takes it
+        dist_cfg['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
+    # RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT come from torchrun.
+    torch_dist.init_process_group(backend='gloo', **dist_cfg)
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel', device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    return True
+
+
+@contextmanager
+def launched(cfg: Config) -> Iterator[None]:
+    """Run the block under the config's launcher; end the process group.
+
+    A process group still alive when Python exits is torn down during
+    interpreter finalisation, while gloo's worker threads may still hold
+    work with tensors whose release needs the GIL: libstdc++ then aborts
+    (``terminate called without an active exception``, SIGABRT; see
+    pytorch/pytorch#179291). So the group is destroyed here, after a barrier
+    on success so that no rank leaves while another still talks to it.
+    """
+    setup_cpu_ddp(cfg)  # no-op with CUDA or without a launcher
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        if torch_dist.is_available() and torch_dist.is_initialized():
+            if succeeded:
+                torch_dist.barrier()
+            torch_dist.destroy_process_group()
+
+
+def build_runner(cfg: Config) -> Runner:
+    """``Runner.from_cfg``, or the registered ``cfg.runner_type``."""
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    cfg._scope_ = cfg.get('default_scope')  # look it up in the config's scope
+    return RUNNERS.build(cfg)
