@@ -80,7 +80,7 @@ def test_box_counts(name, per_level, total):
     gen = build(name)
     boxes = gen.grid_priors(MAPS[name], device='cpu')
     assert [b.shape for b in boxes] == [(n, 4) for n in per_level]
-    assert sum(per_level) == total
+    assert sum(len(b) for b in boxes) == total  # the paper's 8732 for 300
     assert gen.num_levels == len(per_level)
     assert gen.num_base_priors == [2 + 2 * len(r)
                                    for r in SETTINGS[name]['ratios']]
@@ -131,13 +131,13 @@ def test_defaults_are_paper_and_caffe_ssd300_voc():
 
 
 def test_caffe_scale_sizes_rule():
-    # Default first level (s_min / 2, s_min); SSD512 VOC uses (7, 15).
+    # SSD512 VOC by hand: percents 7, 15, 30, ..., 90 (step (90 - 15) // 5
+    # = 15), highs 15, 30, ..., 105; pixels = 5.12 * percent.
     lows, highs = caffe_scale_sizes(512, (0.15, 0.9), 7)
-    step = (90 - 15) // 5
-    expected_lows = [7] + [15 + k * step for k in range(6)]
-    assert lows == pytest.approx([512 * r / 100 for r in expected_lows])
+    assert lows == pytest.approx(
+        [35.84, 76.8, 153.6, 230.4, 307.2, 384.0, 460.8])
     assert highs == pytest.approx(
-        [512 * 15 / 100] + [512 * (r + step) / 100 for r in expected_lows[1:]])
+        [76.8, 153.6, 230.4, 307.2, 384.0, 460.8, 537.6])
     # Float noise: Caffe means 29 percent for 0.29, not int(28.999...).
     assert caffe_scale_sizes(100, (0.29, 0.9), 3)[0][1] == pytest.approx(29)
 
@@ -162,7 +162,8 @@ def test_explicit_sizes_and_strides_none_rule():
 
 def test_non_square_input_takes_the_maps_given():
     maps = [(38, 63), (19, 32), (10, 16), (5, 8), (3, 4), (1, 2)]
-    gen = DefaultBoxGenerator((300, 500), RATIOS_300, scale_range=(0.2, 0.9))
+    # 500 wide, 300 high: (w, h) as mmdet's Resize scale.
+    gen = DefaultBoxGenerator((500, 300), RATIOS_300, scale_range=(0.2, 0.9))
     assert gen.min_sizes == pytest.approx(VOC300[0])  # min_dim = 300
     boxes = gen.grid_priors(maps, dtype=torch.float64, device='cpu')
     assert [len(b) for b in boxes] == [
@@ -191,14 +192,35 @@ def test_unusual_size_and_input_shape_override():
         boxes[0][:4], cell_boxes(centre, centre, 30, 60, (2, )).double())
 
 
-def test_rectangular_stride_is_h_w():
+def test_rectangular_stride_is_w_h_as_mmdet():
     gen = DefaultBoxGenerator(300, ((2, ), (2, ), (2, )),
                               min_sizes=[10, 20, 30], max_sizes=[20, 30, 40],
-                              strides=[(8, 16), 32, 64])
+                              strides=[(16, 8), 32, 64])
+    assert gen.strides == [(16, 8), (32, 32), (64, 64)]
     boxes = gen.single_level_grid_priors((2, 3), 0, torch.float64, 'cpu')
     # Cell (1, 2): centre x = 2.5 * 16, y = 1.5 * 8.
     torch.testing.assert_close(
         boxes[-4:], cell_boxes(40, 12, 10, 20, (2, )).double())
+    assert gen.level_step(0, (2, 3)) == (16, 8)
+
+
+def test_strides_none_and_level_step_w_h():
+    gen = DefaultBoxGenerator((500, 300), ((2, ), (2, ), (2, )),
+                              min_sizes=[10, 20, 30], max_sizes=[20, 30, 40])
+    assert gen.strides is None
+    # (w, h) = (500 / 50, 300 / 20) for a 20 x 50 (H x W) map.
+    assert gen.level_step(0, (20, 50)) == (10, 15)
+    assert gen.level_step(0, (20, 50), input_shape=(100, 400)) == (8, 5)
+
+
+def test_explicit_sizes_take_precedence_over_a_base_range():
+    # A leaf config gives sizes over a base's scale_range/first_level.
+    gen = DefaultBoxGenerator(300, RATIOS_300, min_sizes=VOC300[0],
+                              max_sizes=VOC300[1], scale_range=(0.15, 0.9),
+                              first_level=(0.04, 0.1),
+                              basesize_ratio_range=None)
+    assert gen.min_sizes == pytest.approx(VOC300[0])
+    assert gen.max_sizes == pytest.approx(VOC300[1])
 
 
 def test_empty_feature_map():
@@ -296,6 +318,48 @@ def test_equal_to_mmdet_with_mmdet_integer_sizes():
         torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
+# mmdet's own SSD configs (shipped in its package) and their feature maps.
+MMDET_SSD_CONFIGS = {'ssd/ssd300_coco.py': MAPS_300,
+                     'ssd/ssd512_coco.py': MAPS_512,
+                     'pascal_voc/ssd300_voc0712.py': MAPS_300,
+                     'pascal_voc/ssd512_voc0712.py': MAPS_512}
+
+
+def _mmdet_anchor_cfg(path):
+    import os.path as osp
+
+    import mmdet
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(osp.dirname(mmdet.__file__), '.mim',
+                                   'configs', path))
+    return cfg.model.bbox_head.anchor_generator.to_dict()
+
+
+@pytest.mark.parametrize('path', sorted(MMDET_SSD_CONFIGS))
+def test_mmdet_ssd_configs_migrate_by_changing_the_type(path):
+    import mmdet.registry as mmdet_registry
+    anchor_cfg = _mmdet_anchor_cfg(path)
+    theirs = mmdet_registry.TASK_UTILS.build(anchor_cfg)
+    ours = TASK_UTILS.build(dict(anchor_cfg, type='DefaultBoxGenerator'))
+    maps = MMDET_SSD_CONFIGS[path]
+    assert ours.strides == [tuple(map(float, s)) for s in theirs.strides]
+    assert ours.num_base_priors == theirs.num_base_priors
+    diffs = [(a - b).abs().max().item() for a, b in zip(
+        ours.grid_priors(maps, device='cpu'),
+        theirs.grid_priors(maps, device='cpu'))]
+    if anchor_cfg['input_size'] == 300:  # Caffe's sizes are whole pixels
+        assert max(diffs) < 1e-4
+    else:  # mmdet truncates 51.2 to 51 etc.: under a pixel, never zero
+        assert 0.01 < max(diffs) < 1
+        truncated = DefaultBoxGenerator(
+            512, anchor_cfg['ratios'], strides=anchor_cfg['strides'],
+            min_sizes=[int(v) for v in ours.min_sizes],
+            max_sizes=[int(v) for v in ours.max_sizes])
+        for a, b in zip(truncated.grid_priors(maps, device='cpu'),
+                        theirs.grid_priors(maps, device='cpu')):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize('kwargs,message', [
     (dict(ratios=RATIOS_300[:5], min_sizes=VOC300[0], max_sizes=VOC300[1]),
      'disagree'),
@@ -305,8 +369,12 @@ def test_equal_to_mmdet_with_mmdet_integer_sizes():
     (dict(min_sizes=VOC300[1], max_sizes=VOC300[0]), 'min_size'),
     (dict(min_sizes=[0] * 6, max_sizes=VOC300[1]), 'min_size'),
     (dict(min_sizes=VOC300[0]), 'max_sizes'),
-    (dict(min_sizes=VOC300[0], max_sizes=VOC300[1], scale_range=(0.2, 0.9)),
-     'scale_range'),
+    (dict(scale_range=(0.2, 0.9), basesize_ratio_range=(0.2, 0.9)),
+     'basesize_ratio_range'),
+    (dict(scale_major=True), 'scale_major=False'),
+    (dict(min_sizes=[[30, 40]] + [60] * 5, max_sizes=[60] * 6),
+     "mmdet's SSDAnchorGenerator"),
+    (dict(min_sizes=VOC300[0], max_sizes=None), "mmdet's max_sizes=None"),
     (dict(scale_range=(0.9, 0.2)), 'scale_range'),
     (dict(scale_range=(0.2, 0.9), ratios=((2, ), (2, ))), '3 levels'),
     (dict(scale_range=(0.2, 0.22)), 'narrower'),

@@ -234,8 +234,9 @@ def test_non_contiguous_views_are_accepted():
 
 @pytest.mark.parametrize('img', [
     np.zeros((4, 4, 3), np.float32),
-    np.zeros((4, 4), np.uint8),
-    np.zeros((4, 4, 4), np.uint8)
+    np.zeros((4, 4, 2), np.uint8),
+    np.zeros((4, 4, 4), np.uint8),
+    np.zeros((4, 4, 1, 1), np.uint8)
 ])
 def test_wrong_image_raises_type_error_with_fix(img):
     with pytest.raises(TypeError, match='LoadImageFromFile'):

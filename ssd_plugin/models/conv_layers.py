@@ -1,22 +1,11 @@
-"""Plain and depthwise-separable conv blocks for SSD's neck and head.
-
-SSDLite (MobileNetV2, Sandler et al., CVPR 2018, section 6.2) replaces
-every 3x3 conv of SSD's extra layers and predictors with a depthwise 3x3
-conv followed by a pointwise 1x1 conv; ResNet-50 SSD (NVIDIA's SSD300 v1.1)
-adds BatchNorm to the extra layers. Both are options of ``SSDNeck`` and
-``SSDHead`` built from these helpers rather than new classes.
-
-The blocks are flat lists of ``nn.Conv2d``, optional norm and optional
-activation modules, not mmcv's ``ConvModule``: put in an ``nn.Sequential``,
-the plain variant keeps the state-dict keys of the Caffe-style neck and head
-(``extra_layers.k.0.weight``, ``extra_layers.k.2.weight``), which the weight
-converters rely on. The norm and activation layers are mmcv's builders.
-
-Shape shorthand: ``N`` images, ``C_in`` / ``C_out`` channels, ``H x W`` the
-map.
+"""Conv blocks for SSD's neck and head as flat module lists (not mmcv's
+``ConvModule``), so that the plain variant keeps the Caffe-style keys
+(``extra_layers.k.0``, ``.2``) the converters use. Shapes: ``N`` images,
+``C_in`` / ``C_out`` channels.
 """
-from typing import List, Optional
+from typing import List, Optional, TypeVar
 
+import torch
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
 
@@ -29,28 +18,9 @@ def conv_norm_act(in_channels: int,
                   groups: int = 1,
                   norm_cfg: Optional[dict] = None,
                   act_cfg: Optional[dict] = None) -> List[nn.Module]:
-    """A conv, then an optional norm and an optional activation.
-
-    The conv has a bias only without a norm (the norm's shift replaces it,
-    as in mmcv's ``ConvModule(bias='auto')``).
-
-    Args:
-        in_channels (int): ``C_in``.
-        out_channels (int): ``C_out``.
-        kernel_size (int): Square kernel side.
-        stride (int): Stride. Defaults to 1.
-        padding (int): Zero padding on each side. Defaults to 0.
-        groups (int): Conv groups; ``C_in`` makes it depthwise. Defaults to 1.
-        norm_cfg (dict, optional): mmcv norm config, e.g. ``dict(type='BN')``.
-            None: no norm. Defaults to None.
-        act_cfg (dict, optional): mmcv activation config, e.g.
-            ``dict(type='ReLU6', inplace=True)``. None: no activation.
-            Defaults to None.
-
-    Returns:
-        list[nn.Module]: 1 to 3 modules, ``(N, C_in, H, W)`` to ``(N, C_out,
-        H', W')``.
-    """
+    """Conv (bias only without a norm), optional mmcv norm and activation:
+    ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``; ``groups=in_channels``
+    makes it depthwise."""
     layers: List[nn.Module] = [
         nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
                   groups=groups, bias=norm_cfg is None)
@@ -70,26 +40,21 @@ def separable_conv_norm_act(in_channels: int,
                             norm_cfg: Optional[dict] = None,
                             act_cfg: Optional[dict] = None
                             ) -> List[nn.Module]:
-    """Depthwise ``k x k`` conv then pointwise 1x1, each with norm and act.
-
-    MobileNet's depthwise-separable convolution (mmcv's
-    ``DepthwiseSeparableConvModule`` as a flat list): about ``k^2 + C_out``
-    instead of ``k^2 * C_out`` multiply-adds per input channel and pixel.
-
-    Args:
-        in_channels (int): ``C_in``, also the depthwise conv's groups.
-        out_channels (int): ``C_out`` of the pointwise conv.
-        kernel_size, stride, padding (int): Of the depthwise conv.
-        norm_cfg (dict, optional): Norm after each conv. Defaults to None.
-        act_cfg (dict, optional): Activation after each conv. Defaults to
-            None.
-
-    Returns:
-        list[nn.Module]: ``[depthwise, (norm), (act), pointwise, (norm),
-        (act)]``.
-    """
+    """Depthwise ``kernel_size`` conv then pointwise 1x1, each with norm and
+    act (MobileNet's separable conv; mmcv's ``DepthwiseSeparableConvModule``
+    as a flat list)."""
     return (conv_norm_act(in_channels, in_channels, kernel_size, stride,
                           padding, groups=in_channels, norm_cfg=norm_cfg,
                           act_cfg=act_cfg) +
             conv_norm_act(in_channels, out_channels, 1, norm_cfg=norm_cfg,
                           act_cfg=act_cfg))
+
+
+ModuleT = TypeVar('ModuleT', bound=nn.Module)
+
+
+def use_channels_last(module: ModuleT, enabled: bool = True) -> ModuleT:
+    """``module`` with its conv weights channels-last when ``enabled``: the one
+    switch of ``AtrousVGG``, ``SSDNeck`` and ``SSDHead`` (faster MKL-DNN and
+    cuDNN convs, same values and state-dict shapes)."""
+    return module.to(memory_format=torch.channels_last) if enabled else module

@@ -1,19 +1,9 @@
-"""SSD's default boxes (Liu et al., ECCV 2016, section 2.2).
+"""SSD's default boxes (section 2.2; Caffe's ``PriorBox``).
 
-Follows the original Caffe release (``PriorBox`` layer, ``ssd_pascal.py`` and
-``ssd_coco.py``): per level a min size and a max size in pixels, aspect ratios
-with their flips, the extra square of side ``sqrt(min * max)``, a step per
-level and a centre offset of 0.5.
-
-Shape shorthand: ``L`` levels; ``H, W`` a feature map's size; ``A`` default
-boxes per location of a level (``num_base_priors``); ``K`` any number of boxes.
-Boxes are ``(x1, y1, x2, y2)`` in input pixels.
-
-Box order, identical to Caffe, torchvision and mmdet's ``SSDAnchorGenerator``
-(``scale_major=False``) so that their weights convert: locations row-major
-(y then x); at each location the ``min`` square, the ``sqrt(min * max)``
-square, then for each ratio ``r`` the box ``(w, h) = (min * sqrt(r),
-min / sqrt(r))`` followed by its flip ``(min / sqrt(r), min * sqrt(r))``.
+Shapes: ``H, W`` a feature map, ``A`` boxes per location. Boxes are ``(x1,
+y1, x2, y2)`` pixels in Caffe's, torchvision's and mmdet's order (see
+:func:`default_box_shapes`), location-major. ``input_size`` and ``strides``
+are ``(w, h)`` as in mmdet; feature-map sizes and ``input_shape`` ``(h, w)``.
 """
 import math
 from numbers import Real
@@ -42,39 +32,11 @@ def caffe_scale_sizes(
         scale_range: Pair,
         num_levels: int,
         first_level: Optional[Pair] = None) -> Tuple[List[float], List[float]]:
-    """Min and max box sizes per level from the paper's ``(s_min, s_max)``.
-
-    Section 2.2 spaces the scales ``s_k`` evenly in ``[s_min, s_max]``; the
-    Caffe release does it in integer percent and gives the first level
-    (conv4_3) its own smaller scale (section 3.1, "scale 0.1 on conv4_3"):
-
-    - ``min_ratio, max_ratio = int(100 * s_min), int(100 * s_max)``;
-    - ``step = floor((max_ratio - min_ratio) / (num_levels - 2))``;
-    - level ``k >= 1`` (0-based) has ratios ``r_k = min_ratio + (k-1) * step``
-      and ``r_k + step``;
-    - level 0 has ``first_level`` in percent, by default
-      ``(min_ratio // 2, min_ratio)``: Caffe's SSD300 VOC (10, 20),
-      SSD300 COCO (7, 15) and SSD512 VOC (7, 15). SSD512 COCO used (4, 10):
-      pass ``first_level=(0.04, 0.1)``.
-
-    Sizes are ``min_dim * ratio / 100`` in pixels, as floats (Caffe).
-
-    Args:
-        min_dim (float): The shorter input side in pixels (Caffe's min_dim).
-        scale_range (tuple[float, float]): ``(s_min, s_max)``, fractions of
-            ``min_dim`` with ``0 < s_min < s_max``.
-        num_levels (int): Number of feature levels, at least 3.
-        first_level (tuple[float, float], optional): ``(min, max)`` fractions
-            for level 0. Defaults to ``(s_min / 2, s_min)`` in integer percent.
-
-    Returns:
-        tuple[list[float], list[float]]: Min sizes and max sizes, one per
-        level.
-
-    Raises:
-        ValueError: If the range is not increasing, there are fewer than 3
-            levels, or the range is too narrow for one percent per level.
-    """
+    """``L`` min and max sizes from ``(s_min, s_max)`` (section 2.2) in Caffe's
+    whole percent: ``step = (int(100 s_max) - int(100 s_min)) // (L - 2)``;
+    level ``k >= 1`` spans ``[r_k, r_k + step]``, ``r_k = int(100 s_min) + (k -
+    1) step``; level 0 (section 3.1) ``first_level``, by default ``(int(100
+    s_min) // 2, int(100 s_min))``; pixels ``min_dim * percent / 100``."""
     min_ratio, max_ratio = (_percent(s) for s in scale_range)
     if not 0 < min_ratio < max_ratio:
         raise ValueError(
@@ -105,18 +67,9 @@ def caffe_scale_sizes(
 
 def default_box_shapes(min_size: float, max_size: float,
                        ratios: Sequence[float]) -> Tensor:
-    """Widths and heights of the default boxes at one location (section 2.2).
-
-    Args:
-        min_size (float): Side of the first square, pixels.
-        max_size (float): The extra square has side ``sqrt(min * max)``.
-        ratios (Sequence[float]): Aspect ratios ``r = w / h`` other than 1;
-            each adds ``r`` and its flip ``1 / r``.
-
-    Returns:
-        Tensor: ``(A, 2)`` float64 ``(w, h)`` with ``A = 2 + 2 * len(ratios)``
-        in Caffe's order.
-    """
+    """``(A, 2)`` float64 ``(w, h)`` at one location, Caffe's order, ``A = 2 +
+    2 len(ratios)`` (section 2.2): the ``min_size`` square, the ``sqrt(min_size
+    * max_size)`` square, then per ratio ``r = w / h`` and its flip."""
     shapes = [(min_size, min_size)]
     extra = math.sqrt(min_size * max_size)
     shapes.append((extra, extra))
@@ -128,13 +81,13 @@ def default_box_shapes(min_size: float, max_size: float,
 
 
 def _as_pair(value: Union[Real, Sequence[Real]], name: str) -> Pair:
-    """``(h, w)`` from a positive number or a pair of positive numbers."""
+    """A positive number or pair of positive numbers as a float pair."""
     pair = (value, value) if isinstance(value, Real) else tuple(value)
     if len(pair) != 2 or not all(
             isinstance(v, Real) and not isinstance(v, bool) and v > 0
             for v in pair):
         raise ValueError(
-            f'{name}={value!r} must be a positive number or a pair (h, w) of '
+            f'{name}={value!r} must be a positive number or a pair (w, h) of '
             'positive numbers')
     return float(pair[0]), float(pair[1])
 
@@ -165,42 +118,47 @@ def _parse_ratios(
     return parsed
 
 
+def _check_sizes(min_sizes: Optional[Sequence[float]],
+                 max_sizes: Optional[Sequence[float]]) -> None:
+    """ValueError for size lists we cannot take, naming what to pass."""
+    if (min_sizes is None) != (max_sizes is None):
+        raise ValueError(
+            f'min_sizes={min_sizes} and max_sizes={max_sizes}: give both '
+            'lists or neither (every level has the sqrt(min*max) square; '
+            "mmdet's max_sizes=None has no equivalent here)")
+    for name, sizes in dict(min_sizes=min_sizes, max_sizes=max_sizes).items():
+        if sizes is not None and any(not isinstance(v, Real) for v in sizes):
+            raise ValueError(
+                f'{name}={list(sizes)} must hold one number per level; '
+                "several sizes per level (mmdet's nested lists) are not "
+                "supported: use mmdet's SSDAnchorGenerator for those")
+
+
+# mmdet's SSDAnchorGenerator puts SSD512 COCO's conv4_3 (s_min 0.1) at
+# (4, 10) percent, where our default rule gives (5, 10).
+_MMDET_FIRST_LEVEL = {0.1: (0.04, 0.1)}
+
+
 @TASK_UTILS.register_module()
 class DefaultBoxGenerator:
     """SSD default boxes with mmdet's prior-generator interface.
 
-    Unlike mmdet's ``SSDAnchorGenerator`` (300 and 512 only), any input size,
-    square or not, works: boxes come from the feature-map sizes actually
-    given, so their number is always the sum over those maps (mmdet issues
-    #902, #7264).
+    Any input size works (mmdet's ``SSDAnchorGenerator``: 300 or 512). mmdet's
+    arguments are accepted, so its SSD configs migrate by changing the type
+    (mmdet truncates derived sizes to integers, we keep Caffe's floats).
 
     Args:
-        input_size (int | tuple[int, int]): Network input, ``(h, w)`` if a
-            tuple. Sets ``min_dim = min(h, w)`` for ``scale_range`` and the
-            steps when ``strides`` is None. Defaults to 300.
-        ratios (Sequence[Sequence[float]]): Aspect ratios per level, without
-            1; each ratio adds two boxes (``r`` and ``1 / r``). Defaults to
-            SSD300's ``((2,), (2, 3), (2, 3), (2, 3), (2,), (2,))``.
-        min_sizes (Sequence[float], optional): Min box size per level, pixels.
-        max_sizes (Sequence[float], optional): Max box size per level, pixels;
-            give both lists or neither; they win over ``scale_range``.
-        scale_range (tuple[float, float], optional): The paper's
-            ``(s_min, s_max)``, turned into sizes by :func:`caffe_scale_sizes`.
-            With neither sizes nor range, the paper's ``(0.2, 0.9)`` is used.
-        first_level (tuple[float, float], optional): Level 0's ``(min, max)``
-            fractions for ``scale_range``; see :func:`caffe_scale_sizes`.
-        strides (Sequence[float | tuple[float, float]], optional): Caffe's
-            step per level, a number or ``(step_h, step_w)``; e.g. SSD300's
-            ``(8, 16, 32, 64, 100, 300)``. None: ``input / feature-map size``
-            per axis at each call (Caffe's rule without ``step``).
-        offset (float): Centre of cell ``(i, j)`` is ``((j + offset) * step_w,
-            (i + offset) * step_h)``. Defaults to 0.5.
-        clip (bool): Clip boxes to the input. Defaults to False (Caffe).
-        use_box_type (bool): Wrap boxes in ``HorizontalBoxes``. Defaults to
-            False.
-
-    Raises:
-        ValueError: On inconsistent or out-of-range arguments, naming them.
+        input_size (int | tuple[int, int]): ``(w, h)`` if a pair (as mmdet's
+            ``Resize`` scale).
+        ratios (Sequence[Sequence[float]]): Per level, 1 excluded.
+        min_sizes, max_sizes (Sequence[float], optional): Pixels per level;
+            they take precedence over the ranges.
+        scale_range (tuple[float, float], optional): See
+            :func:`caffe_scale_sizes`; None: the paper's (0.2, 0.9).
+        strides (Sequence[float | tuple[float, float]], optional): Per level,
+            ``(w, h)`` if a pair. None: input / map size per axis.
+        basesize_ratio_range (tuple[float, float], optional): mmdet's name for
+            ``scale_range``; ``scale_major`` mmdet's, False only.
     """
 
     def __init__(self,
@@ -214,22 +172,36 @@ class DefaultBoxGenerator:
                  offset: float = 0.5,
                  clip: bool = False,
                  first_level: Optional[Pair] = None,
-                 use_box_type: bool = False) -> None:
-        self.input_size = _as_pair(input_size, 'input_size')
+                 use_box_type: bool = False,
+                 basesize_ratio_range: Optional[Pair] = None,
+                 scale_major: bool = False) -> None:
+        self.input_size = _as_pair(input_size, 'input_size')  # (w, h)
         self.ratios = _parse_ratios(ratios)
         if not 0 <= offset <= 1:
             raise ValueError(f'offset={offset} must lie in [0, 1]; Caffe '
                              'uses 0.5 (the cell centre)')
+        if scale_major:
+            raise ValueError(
+                "scale_major=True: mmdet's SSD boxes need scale_major=False "
+                '(its SSD configs set it), the only order here; drop it')
         self.offset = float(offset)
         self.clip = clip
         self.use_box_type = use_box_type
+        if basesize_ratio_range is not None:
+            if scale_range is not None:
+                raise ValueError(
+                    f'scale_range={scale_range} and basesize_ratio_range='
+                    f'{basesize_ratio_range} name the same thing; pass one')
+            scale_range = tuple(basesize_ratio_range)
+            if first_level is None:
+                first_level = _MMDET_FIRST_LEVEL.get(scale_range[0])
         self.min_sizes, self.max_sizes = self._resolve_sizes(
             min_sizes, max_sizes, scale_range, first_level)
-        self.steps = None if strides is None else [
+        # (w, h) per level, as mmdet's AnchorGenerator.strides.
+        self.strides = None if strides is None else [
             _as_pair(s, f'strides[{k}]') for k, s in enumerate(strides)]
         self._check_lengths()
-        # Boxes centred on (0, 0): (A, 4) float64 per level, computed once
-        # and cast to the requested dtype at use.
+        # (A, 4) float64 boxes centred on (0, 0) per level, cast at use.
         self.base_boxes = [
             torch.cat([-0.5 * wh, 0.5 * wh], dim=1)
             for wh in (default_box_shapes(lo, hi, r) for lo, hi, r in zip(
@@ -240,15 +212,8 @@ class DefaultBoxGenerator:
                        scale_range: Optional[Pair],
                        first_level: Optional[Pair]
                        ) -> Tuple[List[float], List[float]]:
-        """Explicit size lists, or sizes from ``scale_range``.
-
-        Explicit lists win over ``scale_range``/``first_level`` (as in
-        torchvision), so a config can set them over a base's range.
-        """
-        if (min_sizes is None) != (max_sizes is None):
-            raise ValueError(
-                f'min_sizes={min_sizes} and max_sizes={max_sizes}: give both '
-                'lists or neither')
+        """Explicit size lists (which win), or sizes from ``scale_range``."""
+        _check_sizes(min_sizes, max_sizes)
         if min_sizes is not None:
             return [float(s) for s in min_sizes], [float(s) for s in max_sizes]
         if scale_range is None:
@@ -261,8 +226,8 @@ class DefaultBoxGenerator:
         lengths = dict(ratios=len(self.ratios),
                        min_sizes=len(self.min_sizes),
                        max_sizes=len(self.max_sizes))
-        if self.steps is not None:
-            lengths['strides'] = len(self.steps)
+        if self.strides is not None:
+            lengths['strides'] = len(self.strides)
         if len(set(lengths.values())) != 1:
             raise ValueError(
                 f'per-level arguments disagree in length: {lengths}; give one '
@@ -283,31 +248,22 @@ class DefaultBoxGenerator:
         """list[int]: Default boxes per location on each level (``A``)."""
         return [boxes.size(0) for boxes in self.base_boxes]
 
-    def _input_shape(self, input_shape: Optional[Sequence[int]]) -> Pair:
+    def _input_hw(self, input_shape: Optional[Sequence[int]]) -> Pair:
         """``(h, w)`` of the batch input, defaulting to ``input_size``."""
         if input_shape is None:
-            return self.input_size
+            return self.input_size[1], self.input_size[0]
         return _as_pair(tuple(input_shape[:2]), 'input_shape')
 
     def level_step(self, level_idx: int, featmap_size: Tuple[int, int],
                    input_shape: Optional[Sequence[int]] = None) -> Pair:
-        """``(step_h, step_w)`` of a level in pixels.
-
-        Args:
-            level_idx (int): Level index.
-            featmap_size (tuple[int, int]): ``(H, W)`` of that level.
-            input_shape (tuple[int, int], optional): Batch input ``(h, w)``;
-                used only when ``strides`` is None. Defaults to
-                ``input_size``.
-
-        Returns:
-            tuple[float, float]: The step, explicit or ``input / featmap``.
-        """
-        if self.steps is not None:
-            return self.steps[level_idx]
-        in_h, in_w = self._input_shape(input_shape)
+        """``(step_w, step_h)`` of a level: the stride, or with strides None
+        the input (``input_shape`` ``(h, w)`` or ``input_size``) over the map's
+        ``(H, W)`` per axis."""
+        if self.strides is not None:
+            return self.strides[level_idx]
+        in_h, in_w = self._input_hw(input_shape)
         # An empty map has no cells; any step does.
-        return in_h / max(featmap_size[0], 1), in_w / max(featmap_size[1], 1)
+        return in_w / max(featmap_size[1], 1), in_h / max(featmap_size[0], 1)
 
     def _check_featmaps(self,
                         featmap_sizes: Sequence[Tuple[int, int]]) -> None:
@@ -323,19 +279,9 @@ class DefaultBoxGenerator:
                     device: DeviceType = 'cuda',
                     input_shape: Optional[Tuple[int, int]] = None
                     ) -> List[Union[Tensor, HorizontalBoxes]]:
-        """Default boxes of every level.
-
-        Args:
-            featmap_sizes (Sequence[tuple[int, int]]): ``(H, W)`` per level.
-            dtype (torch.dtype): Box dtype. Defaults to float32.
-            device (str | torch.device): Box device. Defaults to 'cuda'.
-            input_shape (tuple[int, int], optional): The batch's input
-                ``(h, w)``; overrides ``input_size`` for the steps when
-                ``strides`` is None and for clipping.
-
-        Returns:
-            list[Tensor]: ``(H * W * A, 4)`` boxes per level.
-        """
+        """``(H * W * A, 4)`` boxes per level for ``featmap_sizes`` ``(H, W)``;
+        ``input_shape`` (the batch's ``(h, w)``) replaces ``input_size`` for
+        strides None and clipping."""
         self._check_featmaps(featmap_sizes)
         return [
             self.single_level_grid_priors(size, k, dtype, device, input_shape)
@@ -349,14 +295,9 @@ class DefaultBoxGenerator:
             device: DeviceType = 'cuda',
             input_shape: Optional[Tuple[int, int]] = None
     ) -> Union[Tensor, HorizontalBoxes]:
-        """Default boxes of one level (see :meth:`grid_priors`).
-
-        Returns:
-            Tensor: ``(H * W * A, 4)``; the first ``A`` rows belong to cell
-            (0, 0), the next to cell (0, 1), ...
-        """
+        """``(H * W * A, 4)`` boxes of one level (see :meth:`grid_priors`)."""
         feat_h, feat_w = featmap_size
-        step_h, step_w = self.level_step(level_idx, featmap_size, input_shape)
+        step_w, step_h = self.level_step(level_idx, featmap_size, input_shape)
         # Arange in the default dtype, then cast (as mmdet, for ONNX export).
         xs = (torch.arange(feat_w, device=device).to(dtype) + self.offset)
         ys = (torch.arange(feat_h, device=device).to(dtype) + self.offset)
@@ -370,7 +311,7 @@ class DefaultBoxGenerator:
                 ) -> Union[Tensor, HorizontalBoxes]:
         """Optional clipping to the input and box-type wrapping."""
         if self.clip:
-            in_h, in_w = self._input_shape(input_shape)
+            in_h, in_w = self._input_hw(input_shape)
             boxes = torch.stack([
                 boxes[:, 0].clamp(0, in_w), boxes[:, 1].clamp(0, in_h),
                 boxes[:, 2].clamp(0, in_w), boxes[:, 3].clamp(0, in_h)], 1)
@@ -383,20 +324,9 @@ class DefaultBoxGenerator:
                       dtype: torch.dtype = torch.float32,
                       device: DeviceType = 'cuda',
                       input_shape: Optional[Tuple[int, int]] = None) -> Tensor:
-        """Default boxes of one level at the given flat indices.
-
-        Args:
-            prior_idxs (Tensor): ``(K,)`` indices into the level's
-                ``(H * W * A)`` boxes.
-            featmap_size (tuple[int, int]): ``(H, W)`` of the level.
-            level_idx (int): Level index.
-            dtype, device, input_shape: As for :meth:`grid_priors`.
-
-        Returns:
-            Tensor: ``(K, 4)``, equal to ``grid_priors``' rows ``prior_idxs``.
-        """
+        """``(K, 4)`` rows ``prior_idxs`` ``(K,)`` of a level's grid."""
         num_base = self.num_base_priors[level_idx]
-        step_h, step_w = self.level_step(level_idx, featmap_size, input_shape)
+        step_w, step_h = self.level_step(level_idx, featmap_size, input_shape)
         prior_idxs = prior_idxs.to(device)
         cell = prior_idxs // num_base
         cx = ((cell % featmap_size[1]).to(dtype) + self.offset) * step_w
@@ -412,27 +342,14 @@ class DefaultBoxGenerator:
                     device: DeviceType = 'cuda',
                     input_shape: Optional[Tuple[int, int]] = None
                     ) -> List[Tensor]:
-        """Flags of boxes whose cell starts inside the padded image.
-
-        As mmdet's generators: cell ``(i, j)`` is valid when ``i * step_h <
-        pad_h`` and ``j * step_w < pad_w``. SSD resizes every image to the
-        input size, so normally every box is valid.
-
-        Args:
-            featmap_sizes (Sequence[tuple[int, int]]): ``(H, W)`` per level.
-            pad_shape (Sequence[int]): ``(h, w, ...)`` of the padded image.
-            device (str | torch.device): Flag device. Defaults to 'cuda'.
-            input_shape (tuple[int, int], optional): As for
-                :meth:`grid_priors`.
-
-        Returns:
-            list[Tensor]: ``(H * W * A,)`` bool per level.
-        """
+        """``(H * W * A,)`` bool per level: as mmdet, cell ``(i, j)`` is valid
+        when ``i * step_h < pad_h`` and ``j * step_w < pad_w`` for ``pad_shape``
+        ``(h, w, ...)`` (all are, as SSD resizes to the input)."""
         self._check_featmaps(featmap_sizes)
         pad_h, pad_w = pad_shape[:2]
         flags = []
         for level, (feat_h, feat_w) in enumerate(featmap_sizes):
-            step_h, step_w = self.level_step(level, (feat_h, feat_w),
+            step_w, step_h = self.level_step(level, (feat_h, feat_w),
                                              input_shape)
             # Tolerance: pad / (pad / H) may exceed H by float noise.
             valid_h = math.ceil(pad_h / step_h - _PERCENT_EPS)
@@ -447,5 +364,5 @@ class DefaultBoxGenerator:
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(input_size={self.input_size}, '
                 f'ratios={self.ratios}, min_sizes={self.min_sizes}, '
-                f'max_sizes={self.max_sizes}, strides={self.steps}, '
+                f'max_sizes={self.max_sizes}, strides={self.strides}, '
                 f'offset={self.offset}, clip={self.clip})')

@@ -1,15 +1,6 @@
-"""SSD's MultiBox loss with hard negative mining (Liu et al., ECCV 2016).
-
-Shape shorthand: ``N`` images, ``A`` default boxes per image (all levels),
-``C`` object classes; class index ``C`` is background (mmdet's convention).
-
-Section 2.2, eq. 1: ``L = (L_conf + alpha * L_loc) / N_pos`` with ``N_pos``
-the matched (positive) default boxes of the whole batch (Caffe's
-``normalization: VALID``). ``L_loc`` is Smooth L1 over positives;
-``L_conf`` is softmax cross-entropy over positives and hard negatives:
-per image the negatives of highest confidence loss, at most
-``neg_pos_ratio`` times that image's positives ("Hard negative mining").
-"""
+"""SSD's MultiBox loss with hard negative mining (section 2.2, eq. 1).
+Shapes: ``N`` images, ``A`` default boxes per image, ``C`` object classes;
+class ``C`` is background."""
 from typing import Optional, Tuple
 
 import torch
@@ -23,25 +14,10 @@ def hard_negative_mask(neg_loss: Tensor,
                        pos_mask: Tensor,
                        neg_pos_ratio: float,
                        neg_candidates: Optional[Tensor] = None) -> Tensor:
-    """Per image, the negatives with the highest loss (section 2.2).
-
-    Image ``n`` keeps ``k_n = min(floor(neg_pos_ratio * P_n), M_n)``
-    negatives, ``P_n`` its positives and ``M_n`` its candidate negatives
-    (Caffe's ``MineHardExamples``, ``MAX_NEGATIVE``). One sort for the whole
-    batch, no loop over images; ties keep the lower index.
-
-    Args:
-        neg_loss (Tensor): ``(N, A)`` confidence loss of each box taken as
-            background. Not differentiated through.
-        pos_mask (Tensor): ``(N, A)`` bool, positive boxes.
-        neg_pos_ratio (float): Negatives kept per positive (3 in the paper).
-        neg_candidates (Tensor, optional): ``(N, A)`` bool, boxes that may be
-            negatives. Defaults to ``~pos_mask``; positives are always
-            excluded.
-
-    Returns:
-        Tensor: ``(N, A)`` bool, the selected negatives.
-    """
+    """``(N, A)`` bool: per image the negatives of highest ``neg_loss`` (not
+    differentiated): ``min(floor(neg_pos_ratio * P_n), M_n)`` of its ``M_n``
+    candidates (``neg_candidates & ~pos_mask``), ``P_n`` its positives (Caffe's
+    ``MAX_NEGATIVE``); one stable sort, ties to the lower index."""
     candidates = ~pos_mask if neg_candidates is None else (
         neg_candidates & ~pos_mask)
     num_pos = pos_mask.sum(dim=1)
@@ -57,20 +33,9 @@ def hard_negative_mask(neg_loss: Tensor,
 
 @MODELS.register_module()
 class MultiBoxLoss(nn.Module):
-    """Eq. 1 of the paper: confidence loss plus weighted localisation loss.
-
-    Args:
-        neg_pos_ratio (float): Hard negatives per positive, per image.
-            Defaults to 3.0 (section 2.2).
-        alpha (float): Weight of the localisation term. Defaults to 1.0
-            (section 2.2, "alpha is set to 1 by cross validation").
-        beta (float): Smooth L1 transition point; 1.0 is Caffe's (Fast
-            R-CNN's) Smooth L1, 0 gives L1. Defaults to 1.0.
-        loss_weight (float): Factor on both returned terms. Defaults to 1.0.
-
-    Raises:
-        ValueError: If a hyper-parameter is negative.
-    """
+    """Eq. 1: confidence loss plus ``alpha`` (section 2.2: 1) times the Smooth
+    L1 (transition ``beta``, Caffe's 1) localisation loss, ``neg_pos_ratio``
+    (3) hard negatives per positive, both terms times ``loss_weight``."""
 
     def __init__(self,
                  neg_pos_ratio: float = 3.0,
@@ -95,24 +60,11 @@ class MultiBoxLoss(nn.Module):
                 labels: Tensor,
                 bbox_targets: Tensor,
                 weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """Compute ``(loss_cls, loss_bbox)``; their sum is eq. 1.
-
-        Args:
-            cls_scores (Tensor): ``(N, A, C + 1)`` logits, background last.
-            bbox_preds (Tensor): ``(N, A, 4)`` encoded box offsets.
-            labels (Tensor): ``(N, A)`` integer labels in ``[0, C]``, ``C``
-                meaning background.
-            bbox_targets (Tensor): ``(N, A, 4)`` encoded targets; only rows
-                of positives are read.
-            weights (Tensor, optional): ``(N, A)`` bool or float; a box with
-                weight 0 is ignored (neither positive nor negative), any other
-                weight counts fully. Defaults to all boxes used.
-
-        Returns:
-            tuple[Tensor, Tensor]: Scalars ``loss_weight * L_conf / N_pos``
-            and ``loss_weight * alpha * L_loc / N_pos``; both zero, with the
-            graph kept, when the batch has no positive.
-        """
+        """``(loss_cls, loss_bbox)`` scalars, whose sum is eq. 1 (both 0, graph
+        kept, without positives), from ``(N, A, C + 1)`` logits (background last),
+        ``(N, A, 4)`` offsets, ``(N, A)`` int labels in ``[0, C]``, ``(N, A, 4)``
+        targets (rows of positives read) and optional ``(N, A)`` weights (0 ignores
+        a box: neither positive nor negative)."""
         self._check_inputs(cls_scores, bbox_preds, labels, bbox_targets,
                            weights)
         background = cls_scores.size(-1) - 1

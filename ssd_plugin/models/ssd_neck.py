@@ -1,23 +1,7 @@
-"""SSD's neck: conv4_3 L2 normalisation and the extra feature layers.
-
-Section 3.1: conv4_3 has a different feature scale from the other layers, so
-it is L2-normalised per location and rescaled by a learned per-channel factor
-initialised to 20 (ParseNet; Caffe's ``Normalize`` layer with
-``across_spatial=false, channel_shared=false``). Section 2.1 / figure 2: the
-extra layers after fc7 halve the map (3x3 stride 2) and then shrink it
-without stride (3x3 pad 0), each preceded by a 1x1 bottleneck; numbers from
-Caffe's ``AddExtraLayers`` (``ssd_pascal.py``, ``ssd_pascal_512.py``).
-
-Shape shorthand: ``N`` images; ``C_k``, ``H_k x W_k`` channels and size of
-level ``k``. SSD300 gives sides 38, 19, 10, 5, 3, 1; SSD512 64, 32, 16, 8, 4,
-2, 1.
-
-State-dict keys: ``l2_norm.weight`` ``(C_0,)``; extra layer ``k`` is
-``extra_layers.k`` = (1x1 conv ``.0``, ReLU, kxk conv ``.2``, ReLU), e.g.
-``extra_layers.0.0.weight`` is Caffe's conv6_1 and ``extra_layers.0.2.weight``
-its conv6_2. With ``norm_cfg`` each conv is followed by its norm (and the
-indices shift); with ``use_depthwise`` the kxk conv is a depthwise kxk and a
-pointwise 1x1 (SSDLite, see ``conv_layers.py``).
+"""SSD's neck: conv4_3 L2 normalisation (section 3.1, ParseNet) and the extra
+layers (section 2.1, figure 2; Caffe's ``AddExtraLayers``). Shapes: ``N``
+images; ``C_k``, ``H_k x W_k`` level ``k``. Keys: ``l2_norm.weight``,
+``extra_layers.k.0`` (1x1) and ``.2`` (kxk), Caffe's convK_1 and convK_2.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -26,43 +10,26 @@ from mmengine.model import BaseModule, caffe2_xavier_init
 from torch import Tensor, nn
 
 from ssd_plugin.models.conv_layers import (conv_norm_act,
-                                          separable_conv_norm_act)
+                                          separable_conv_norm_act,
+                                          use_channels_last)
 from ssd_plugin.registry import MODELS
 
-# fc7's side is ceil(image / 16) with AtrousVGG's ceil-mode pools.
+# AtrousVGG's fc7 is ceil(image / 16): the example in the size error.
 _VGG_FC7_STRIDE = 16
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int,
                      padding: int) -> int:
-    """Side of a convolution's output: ``floor((s + 2p - k) / stride) + 1``.
-
-    Args:
-        size (int): Input side.
-        kernel_size (int): Kernel side.
-        stride (int): Stride.
-        padding (int): Zero padding on each side.
-
-    Returns:
-        int: Output side; below 1 when the input is too small.
-    """
+    """``floor((s + 2p - k) / stride) + 1``; below 1: input too small."""
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
 def extra_map_sizes(size: int, kernel_sizes: Sequence[int],
                     strides: Sequence[int],
                     paddings: Sequence[int]) -> List[int]:
-    """Sides of the extra layers' maps for the side of the last input map.
-
-    Args:
-        size (int): Side (height or width) of the neck's last input (fc7).
-        kernel_sizes, strides, paddings (Sequence[int]): Of each extra
-            layer's second conv (its 1x1 bottleneck keeps the size).
-
-    Returns:
-        list[int]: One side per extra layer; the first non-positive entry
-        means the input was too small (later entries are meaningless).
-    """
+    """Sides of the extra maps for the last input's side ``size``, one per
+    layer of kxk ``kernel_sizes``, ``strides``, ``paddings``; from the first
+    non-positive entry on, the input was too small."""
     sizes = []
     for kernel, stride, pad in zip(kernel_sizes, strides, paddings):
         size = conv_output_size(size, kernel, stride, pad)
@@ -72,18 +39,8 @@ def extra_map_sizes(size: int, kernel_sizes: Sequence[int],
 
 def min_input_size(kernel_sizes: Sequence[int], strides: Sequence[int],
                    paddings: Sequence[int]) -> int:
-    """Smallest last-input side for which every extra map is at least 1.
-
-    Inverts :func:`conv_output_size` from the last layer back: an output of
-    ``o`` needs an input of at least ``(o - 1) * stride + k - 2p`` (and 1).
-
-    Args:
-        kernel_sizes, strides, paddings (Sequence[int]): As for
-            :func:`extra_map_sizes`.
-
-    Returns:
-        int: The smallest working side.
-    """
+    """Smallest last-input side giving every extra map >= 1: from the last
+    layer back, output ``o`` needs ``max((o - 1) * stride + k - 2p, 1)``."""
     size = 1
     for kernel, stride, pad in reversed(
             list(zip(kernel_sizes, strides, paddings))):
@@ -92,15 +49,9 @@ def min_input_size(kernel_sizes: Sequence[int], strides: Sequence[int],
 
 
 class L2Norm(nn.Module):
-    """Per-location L2 normalisation with a learned per-channel scale.
-
-    Args:
-        channels (int): Channels of the input.
-        scale (float): Initial scale of every channel. Defaults to 20
-            (section 3.1).
-        eps (float): Added to the norm to avoid dividing by zero. Defaults to
-            1e-10 (Caffe's ``Normalize``).
-    """
+    """Per-location L2 norm over channels times a learned per-channel scale,
+    ``(N, C, H, W)`` to the same (Caffe's ``Normalize``, section 3.1: initial
+    scale 20; ``eps`` 1e-10 as Caffe)."""
 
     def __init__(self, channels: int, scale: float = 20.0,
                  eps: float = 1e-10) -> None:
@@ -136,49 +87,17 @@ def _check_positive_lists(lists: dict, length: int) -> None:
 class SSDNeck(BaseModule):
     """L2Norm on the first input, then SSD's extra layers after the last.
 
-    Each extra layer is ``1x1 conv (bottleneck) -> ReLU -> kxk conv (stride,
-    padding) -> ReLU``, with optional norms after the convs and the kxk conv
-    optionally depthwise separable (SSDLite). The defaults are SSD300's
-    (section 2.1, Caffe's conv6_1 ... conv9_2); SSD512 is
-    ``out_channels=(512, 1024, 512, 256, 256, 256, 256)``,
-    ``bottleneck_channels=(256, 128, 128, 128, 128)``,
-    ``kernel_sizes=(3, 3, 3, 3, 4)``, ``strides=(2, 2, 2, 2, 1)``,
-    ``paddings=(1, 1, 1, 1, 1)``.
+    Defaults are SSD300's (conv6 ... conv9), SSD512's in its config.
 
     Args:
-        in_channels (Sequence[int]): Channels of the backbone's maps (conv4_3,
-            fc7). Defaults to ``(512, 1024)``.
-        out_channels (Sequence[int]): Channels of every output: the inputs'
-            followed by one per extra layer. Defaults to ``(512, 1024, 512,
-            256, 256, 256)``.
-        bottleneck_channels (Sequence[int]): 1x1 conv channels per extra
-            layer. Defaults to ``(256, 128, 128, 128)``.
-        kernel_sizes (Sequence[int]): Second conv's kernel per extra layer.
-            Defaults to ``(3, 3, 3, 3)``.
-        strides (Sequence[int]): Second conv's stride. Defaults to
-            ``(2, 2, 1, 1)``.
-        paddings (Sequence[int]): Second conv's padding. Defaults to
-            ``(1, 1, 0, 0)``.
-        l2_norm_scale (float, optional): Initial L2Norm scale; None disables
-            the normalisation. Defaults to 20 (section 3.1).
-        use_depthwise (bool): Make each kxk conv a depthwise kxk conv and a
-            pointwise 1x1 conv (SSDLite). Defaults to False.
-        norm_cfg (dict, optional): mmcv norm after every extra conv, e.g.
-            ``dict(type='BN')`` (NVIDIA's ResNet-50 SSD); such convs have no
-            bias. Defaults to None (Caffe: no norm).
-        act_cfg (dict): mmcv activation after every extra conv. Defaults to
-            ``dict(type='ReLU', inplace=True)``; SSDLite uses ``ReLU6``.
-        channels_last (bool): Keep the conv weights in the channels-last
-            memory format, as ``AtrousVGG`` does with its input and weights
-            (faster MKL-DNN convs; same values and state-dict shapes).
-            Defaults to True.
-        init_cfg (dict | list[dict], optional): Applied after
-            :meth:`init_weights`' Caffe init, e.g. a ``Pretrained`` dict.
-
-    Raises:
-        ValueError: On lists of the wrong length or with non-positive values,
-            or output channels of the inputs that differ from
-            ``in_channels``.
+        in_channels (Sequence[int]): Backbone maps' channels (conv4_3, fc7).
+        out_channels (Sequence[int]): The inputs', then one per extra layer.
+        bottleneck_channels (Sequence[int]): 1x1 conv channels per layer.
+        kernel_sizes, strides, paddings (Sequence[int]): Of each kxk conv.
+        l2_norm_scale (float, optional): Initial scale (section 3.1); None: no
+            L2Norm.
+        use_depthwise (bool): Separable kxk convs (SSDLite).
+        norm_cfg (dict, optional): Norm after every extra conv; None: Caffe.
     """
 
     def __init__(self,
@@ -216,8 +135,7 @@ class SSDNeck(BaseModule):
             for c_in, mid, c_out, k, s, p in zip(
                 chans[:-1], bottleneck_channels, chans[1:], kernel_sizes,
                 strides, paddings))
-        if channels_last:
-            self.to(memory_format=torch.channels_last)
+        use_channels_last(self, channels_last)
 
     @staticmethod
     def _check_channels(in_channels: Sequence[int],
@@ -243,10 +161,7 @@ class SSDNeck(BaseModule):
                      norm_cfg: Optional[dict] = None,
                      act_cfg: Optional[dict] = dict(type='ReLU', inplace=True)
                      ) -> nn.Sequential:
-        """Caffe's convN_1 (1x1) and convN_2, each with (norm and) act.
-
-        Without a norm: ``[conv 1x1, act, conv kxk, act]`` (Caffe's layout).
-        """
+        """Caffe's convK_1 (1x1) and convK_2 (kxk), each with (norm and) act."""
         second = separable_conv_norm_act if use_depthwise else conv_norm_act
         return nn.Sequential(
             *conv_norm_act(in_channels, mid_channels, 1, norm_cfg=norm_cfg,
@@ -255,14 +170,7 @@ class SSDNeck(BaseModule):
                     norm_cfg=norm_cfg, act_cfg=act_cfg))
 
     def output_sizes(self, input_hw: Tuple[int, int]) -> List[List[int]]:
-        """Sides of the extra maps for the last input's ``(H, W)``.
-
-        Args:
-            input_hw (tuple[int, int]): Size of the neck's last input (fc7).
-
-        Returns:
-            list[list[int]]: ``[heights, widths]`` of the extra maps.
-        """
+        """``[heights, widths]`` of the extra maps for the last input's ``(H, W)``."""
         return [extra_map_sizes(side, self.kernel_sizes, self.strides,
                                 self.paddings) for side in input_hw]
 
@@ -271,33 +179,28 @@ class SSDNeck(BaseModule):
         return min_input_size(self.kernel_sizes, self.strides, self.paddings)
 
     def _check_input_size(self, height: int, width: int) -> None:
-        """ValueError naming the sizes if a map would shrink below 1x1."""
+        """ValueError if a map would shrink below 1x1; the factor ``need / side``
+        holds for any backbone, as every map scales with the image."""
         if min(min(sides, default=1) for sides in self.output_sizes(
                 (height, width))) >= 1:
             return
         need = self.min_input_size()
+        factor = need / max(min(height, width), 1)
         image = (need - 1) * _VGG_FC7_STRIDE + 1
         raise ValueError(
             f'SSDNeck got a last input map of {height}x{width} (HxW); its '
             f'extra layers (kernels {self.kernel_sizes}, strides '
             f'{self.strides}, paddings {self.paddings}) need at least '
-            f'{need}x{need}, else a map would shrink below 1x1. With '
-            f'AtrousVGG (fc7 = ceil(image / {_VGG_FC7_STRIDE})) that is an '
-            f'input image of at least {image}x{image} pixels (with another '
-            f'backbone: an image whose last backbone map is at least '
-            f'{need}x{need}): resize the images to a larger size')
+            f'{need}x{need}, else a map would shrink below 1x1. Resize the '
+            f'images to about {factor:.3g} times their side or more (every '
+            f'backbone map scales with the image); with AtrousVGG (fc7 = '
+            f'ceil(image / {_VGG_FC7_STRIDE})) that is an input image of at '
+            f'least {image}x{image} pixels')
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
-        """Normalise the first map and grow the pyramid from the last.
-
-        Args:
-            inputs (Sequence[Tensor]): The backbone's maps, ``(N, C_k, H_k,
-                W_k)`` with ``C_k = in_channels[k]``.
-
-        Returns:
-            tuple[Tensor]: ``len(out_channels)`` maps ``(N, out_channels[k],
-            H_k, W_k)``.
-        """
+        """``len(in_channels)`` maps ``(N, C_k, H_k, W_k)`` to
+        ``len(out_channels)`` maps ``(N, out_channels[k], H_k, W_k)``: the
+        first normalised, the extra layers grown from the last."""
         if len(inputs) != len(self.in_channels):
             raise ValueError(
                 f'SSDNeck got {len(inputs)} maps but in_channels='
@@ -313,13 +216,8 @@ class SSDNeck(BaseModule):
         return tuple(outs)
 
     def init_weights(self) -> None:
-        """Caffe's init: extra convs "xavier" (uniform, fan-in), zero bias.
-
-        Caffe's ``XavierFiller`` draws from ``U(-sqrt(3 / fan_in),
-        sqrt(3 / fan_in))``, which is mmengine's ``caffe2_xavier_init``. The
-        L2Norm scale is reset to its initial value. An ``init_cfg`` is
-        applied afterwards (by ``BaseModule.init_weights``).
-        """
+        """Caffe's init: extra convs "xavier" (``caffe2_xavier_init``), zero
+        bias; L2Norm back to its scale; then ``init_cfg``."""
         for module in self.extra_layers.modules():
             if isinstance(module, nn.Conv2d):
                 caffe2_xavier_init(module, bias=0)

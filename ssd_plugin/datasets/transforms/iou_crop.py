@@ -1,26 +1,7 @@
-"""SSD's patch sampling with a minimum IoU (paper section 2.2, Caffe release).
-
-Caffe's ``batch_sampler`` list in ``ssd_pascal.py``: one sampler keeps the
-whole image; one per ``min_jaccard_overlap`` in (0.1, 0.3, 0.5, 0.7, 0.9)
-and one unconstrained sampler (``max_jaccard_overlap`` 1) each try up to 50
-random patches (``SampleBBox``: side scale in [0.3, 1], aspect ratio in
-[0.5, 2] relative to the image, clamped so the patch fits) and keep the first
-that satisfies their constraint (``SatisfySampleConstraint``: IoU with *at
-least one* ground-truth box). The data layer then picks one of the
-successful samplers uniformly (``GenerateBatchSamples`` + ``rand() % n``).
-Here all trials of all samplers are drawn at once and tested against all
-boxes in one (S * T, N) IoU matrix.
-
-Differences from Caffe, on purpose: a trial also needs its overlapping box
-to be kept by the crop (centre inside, as mmdet and ssd.pytorch require), so
-no crop loses every object; crops are whole pixels and the boxes are
-projected with the same integer crop as the image (Caffe projects with the
-unrounded patch, off by up to a pixel); an image without proper boxes is
-kept whole, which is what Caffe's constrained samplers give when there is
-no box to satisfy.
-
-Shorthand: S samplers with a constraint, T trials each, N boxes, H, W
-image height and width. Boxes and crops are (x1, y1, x2, y2) in pixels.
+"""SSD's patch sampling with a minimum IoU (section 2.2; Caffe's
+``batch_sampler``). Shapes: ``S`` samplers, ``T`` trials, ``N`` boxes,
+``H, W`` the image; boxes and crops ``(x1, y1, x2, y2)`` pixels. Differences
+from Caffe: see the README.
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -33,13 +14,8 @@ from ssd_plugin.registry import TRANSFORMS
 
 
 class CropChoice(NamedTuple):
-    """The chosen crop and the sampler that produced it.
-
-    Attributes:
-        crop: (4,) int64 crop (x1, y1, x2, y2), 0 <= x1 < x2 <= W.
-        min_iou: The sampler's IoU threshold: None for the whole image,
-            0.0 for the unconstrained sampler.
-    """
+    """The chosen ``(4,)`` int64 crop and its sampler's ``min_iou`` (None:
+    whole image, 0.0: the unconstrained sampler)."""
     crop: np.ndarray
     min_iou: Optional[float]
 
@@ -47,17 +23,10 @@ class CropChoice(NamedTuple):
 def trials_from_uniforms(
         uniforms: np.ndarray, scale_range: Tuple[float, float],
         aspect_ratio_range: Tuple[float, float]) -> np.ndarray:
-    """Caffe's ``SampleBBox`` on pre-drawn uniforms, in normalised coordinates.
-
-    Args:
-        uniforms: (..., 4) uniform draws in [0, 1): scale, aspect ratio,
-            x offset, y offset.
-        scale_range: (min, max) side scale; the patch area is scale ** 2.
-        aspect_ratio_range: (min, max) width / height relative to the image's.
-
-    Returns:
-        np.ndarray: (..., 4) float64 patches inside the unit square.
-    """
+    """Caffe's ``SampleBBox`` on ``(..., 4)`` uniforms (scale, ratio, x, y
+    offsets): ``(..., 4)`` float64 patches in the unit square, of side scale in
+    ``scale_range`` (area ``scale ** 2``) and image-relative width / height in
+    ``aspect_ratio_range``, clamped to fit (as Caffe)."""
     scale = scale_range[0] + uniforms[..., 0] * (
         scale_range[1] - scale_range[0])
     ratio = aspect_ratio_range[0] + uniforms[..., 1] * (
@@ -73,16 +42,8 @@ def trials_from_uniforms(
 
 
 def to_pixel_crops(patches: np.ndarray, img_hw: Tuple[int, int]) -> np.ndarray:
-    """Round normalised patches to non-empty integer crops inside the image.
-
-    Args:
-        patches: (..., 4) normalised patches inside the unit square.
-        img_hw: (H, W).
-
-    Returns:
-        np.ndarray: (..., 4) int64 crops with 0 <= x1 < x2 <= W and
-        0 <= y1 < y2 <= H (at least one pixel, also for a 1 x 1 image).
-    """
+    """``(..., 4)`` normalised patches to int64 crops of at least one pixel,
+    ``0 <= x1 < x2 <= W``, ``0 <= y1 < y2 <= H``; ``img_hw`` is ``(H, W)``."""
     h, w = img_hw
     size = np.array([w, h, w, h], dtype=np.float64)
     pix = patches * size
@@ -94,15 +55,8 @@ def to_pixel_crops(patches: np.ndarray, img_hw: Tuple[int, int]) -> np.ndarray:
 
 
 def box_iou(crops: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of every crop with every box.
-
-    Args:
-        crops: (K, 4) crops with positive area.
-        boxes: (N, 4) boxes; degenerate ones get IoU 0.
-
-    Returns:
-        np.ndarray: (K, N) float64 IoU.
-    """
+    """``(K, N)`` float64 IoU of ``(K, 4)`` crops (positive area) with
+    ``(N, 4)`` boxes (degenerate ones get 0)."""
     crops = crops.astype(np.float64)[:, None, :]
     boxes = boxes.astype(np.float64)[None, :, :]
     inter_w = np.minimum(crops[..., 2], boxes[..., 2]) - np.maximum(
@@ -118,20 +72,10 @@ def box_iou(crops: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def kept_boxes(crops: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Which boxes a crop keeps: the keep/drop rule of this transform.
-
-    A box is kept iff its centre lies in the crop, borders included (Caffe's
-    ``emit_type: CENTER``), and it has positive width and height, so that
-    its clipped box does too (Caffe's ``ProjectBBox`` drops empty boxes).
-    Degenerate and non-finite boxes are therefore always dropped.
-
-    Args:
-        crops: (K, 4) crops.
-        boxes: (N, 4) boxes.
-
-    Returns:
-        np.ndarray: (K, N) bool.
-    """
+    """``(K, N)`` bool: box centre in the crop, borders included (Caffe's
+    ``emit_type: CENTER``), and positive width and height (Caffe's
+    ``ProjectBBox`` drops empty boxes), for ``(K, 4)`` crops, ``(N, 4)``
+    boxes."""
     centre_x = (boxes[:, 0] + boxes[:, 2]) / 2
     centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
     proper = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -142,21 +86,10 @@ def kept_boxes(crops: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def first_valid_trials(crops: np.ndarray, boxes: np.ndarray,
                        min_ious: np.ndarray) -> np.ndarray:
-    """Index of each sampler's first successful trial, -1 if none succeeds.
-
-    A trial succeeds when at least one box has IoU >= the sampler's
-    threshold with it (Caffe's rule; mmdet's ``MinIoURandomCrop`` demands
-    all boxes) and is kept by it (:func:`kept_boxes`; as in mmdet and
-    ssd.pytorch, so that a crop never loses every object).
-
-    Args:
-        crops: (S, T, 4) integer crops.
-        boxes: (N, 4) boxes.
-        min_ious: (S,) thresholds.
-
-    Returns:
-        np.ndarray: (S,) int64 trial indices or -1.
-    """
+    """``(S,)`` int64 index of each sampler's first successful trial, or -1,
+    for ``(S, T, 4)`` crops, ``(N, 4)`` boxes and ``(S,)`` thresholds: some box
+    the trial keeps (:func:`kept_boxes`) must have IoU >= the threshold
+    (Caffe: any box; mmdet: all boxes)."""
     num_samplers, num_trials = crops.shape[:2]
     if len(boxes) == 0 or num_samplers == 0:
         return np.full(num_samplers, -1, dtype=np.int64)
@@ -180,16 +113,9 @@ def boxes_as_array(gt_bboxes: Optional[HorizontalBoxes]) -> np.ndarray:
 
 
 def apply_crop(results: dict, crop: np.ndarray, keep: np.ndarray) -> dict:
-    """Crop the image and every per-box annotation of ``results`` in place.
-
-    Args:
-        results: Result dict; ``img`` becomes a view of its crop.
-        crop: (4,) integer crop (x1, y1, x2, y2) inside the image.
-        keep: (N,) bool, the boxes to keep (see :func:`kept_boxes`).
-
-    Returns:
-        dict: ``results``, kept boxes shifted and clipped to the crop.
-    """
+    """Crop ``img`` (to a view) and every per-box annotation of ``results`` in
+    place to the ``(4,)`` integer ``crop``, keeping the ``(N,)`` bool ``keep``
+    boxes, shifted and clipped to the crop."""
     x1, y1, x2, y2 = (int(v) for v in crop)
     results['img'] = results['img'][y1:y2, x1:x2]
     results['img_shape'] = (y2 - y1, x2 - x1)
@@ -223,42 +149,17 @@ def _check_pair(name: str, value: Sequence[float], low: float, high: float,
 class RandomIoUCrop(BaseTransform):
     """Crop a patch that overlaps some object by a random minimum IoU.
 
-    The candidates are the whole image plus, for each threshold in
-    ``min_ious`` and for one unconstrained sampler, the first of
-    ``max_trials`` random patches in which some kept box has IoU >= the
-    threshold; one candidate is chosen uniformly (see the module docstring
-    for Caffe's procedure). An image without proper boxes is kept whole.
-    Boxes are kept by :func:`kept_boxes` (centre in the crop, positive size)
-    in every mode, the whole image included, then shifted and clipped to the
-    crop; labels, ignore flags and masks follow the same selection.
+    Candidates: the whole image, and per threshold in ``min_ious`` plus one
+    unconstrained sampler the first of ``max_trials`` patches (side
+    ``scale_range``, width / height ``aspect_ratio_range``, image-relative) in
+    which some kept box has IoU >= the threshold; one is chosen uniformly
+    (Caffe). Kept boxes (:func:`kept_boxes`) are shifted and clipped; labels,
+    ignore flags and masks follow. Any channel count and dtype.
 
-    Required Keys:
+    Required Keys: ``img``; optional ``gt_bboxes`` (HorizontalBoxes),
+    ``gt_bboxes_labels``, ``gt_ignore_flags``, ``gt_masks``, ``gt_seg_map``.
 
-    - img ((H, W, C) any dtype)
-    - gt_bboxes (HorizontalBoxes[torch.float32]) (optional)
-    - gt_bboxes_labels (np.int64) (optional)
-    - gt_ignore_flags (np.bool) (optional)
-    - gt_masks (BitmapMasks | PolygonMasks) (optional)
-    - gt_seg_map (np.uint8) (optional)
-
-    Modified Keys:
-
-    - img (a view of the input; no pixel is copied)
-    - img_shape
-    - gt_bboxes
-    - gt_bboxes_labels
-    - gt_ignore_flags
-    - gt_masks
-    - gt_seg_map
-
-    Args:
-        min_ious: IoU thresholds of the constrained samplers.
-            Defaults to (0.1, 0.3, 0.5, 0.7, 0.9).
-        scale_range: (min, max) patch side relative to the image's.
-            Defaults to (0.3, 1.0).
-        aspect_ratio_range: (min, max) patch width / height relative to the
-            image's. Defaults to (0.5, 2.0).
-        max_trials: Patches tried per sampler. Defaults to 50.
+    Modified Keys: ``img`` (a view), ``img_shape``, the optional keys given.
     """
 
     def __init__(self,
@@ -295,15 +196,7 @@ class RandomIoUCrop(BaseTransform):
 
     def _sample_crop(self, img_hw: Tuple[int, int],
                      boxes: np.ndarray) -> CropChoice:
-        """Draw one crop; the seam that exposes the chosen sampler.
-
-        Args:
-            img_hw: (H, W).
-            boxes: (N, 4) ground-truth boxes in pixels.
-
-        Returns:
-            CropChoice: The crop and its sampler's threshold.
-        """
+        """One :class:`CropChoice` for ``(H, W)`` and ``(N, 4)`` boxes."""
         h, w = img_hw
         patches = trials_from_uniforms(self._draw_uniforms(), self.scale_range,
                                        self.aspect_ratio_range)
@@ -320,14 +213,7 @@ class RandomIoUCrop(BaseTransform):
 
     @autocast_box_type()
     def transform(self, results: dict) -> dict:
-        """Crop ``results`` to one sampled patch.
-
-        Args:
-            results: Result dict with ``img`` and optional annotations.
-
-        Returns:
-            dict: ``results`` cropped; boxes inside the new image.
-        """
+        """Crop ``results`` to one sampled patch."""
         boxes = boxes_as_array(results.get('gt_bboxes', None))
         crop = self._sample_crop(results['img'].shape[:2], boxes).crop
         return apply_crop(results, crop, kept_boxes(crop[None], boxes)[0])

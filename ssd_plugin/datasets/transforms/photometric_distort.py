@@ -1,21 +1,6 @@
-"""SSD's photometric distortion on uint8 images (section 2.2, Caffe release).
-
-The Caffe release (``ApplyDistort`` in ``src/caffe/util/im_transforms.cpp``)
-works on the decoded 8-bit BGR image: every step is OpenCV's ``convertTo``,
-i.e. ``saturate_cast<uchar>(round(a * x + b))``, and saturation and hue are
-changed on OpenCV's 8-bit HSV (hue in 0..179, 2 degrees per unit). A chain
-of such saturating uint8 maps is itself a uint8 map, so brightness and
-contrast compose into one 256-entry lookup table and saturation and hue into
-one per-channel table on the HSV image: the image is read at most five
-times (LUT, to HSV, LUT, to BGR, and one LUT when contrast comes last) and
-never converted to float.
-
-Differences from Caffe, on purpose: saturation and hue share one HSV round
-trip (Caffe converts twice, rounding twice); hue wraps around the colour
-wheel (see :func:`hue_lut`); the image is not re-encoded as JPEG afterwards
-(Caffe's ``DistortImage`` stores the result with ``EncodeCVMatToDatum``).
-Shorthand: H, W image height and width.
-"""
+"""SSD's photometric distortion (section 2.2; Caffe's ``ApplyDistort``) as
+uint8 lookup tables: Caffe's saturating ``convertTo`` steps compose exactly.
+Differences from Caffe: see the README."""
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import cv2
@@ -32,16 +17,7 @@ _HUE_PERIOD = 180
 
 
 class DistortParams(NamedTuple):
-    """One sample's draw; ``None`` means the step does not fire.
-
-    Attributes:
-        brightness: Added to every channel, in intensity levels.
-        contrast: Multiplies every channel.
-        contrast_first: Contrast before (True) or after (False) the HSV step.
-        saturation: Multiplies the HSV saturation.
-        hue: Added to the HSV hue, in OpenCV's 8-bit units (2 degrees).
-        channel_order: Permutation of the three channels.
-    """
+    """One draw (None: the step does not fire); hue in OpenCV units."""
     brightness: Optional[float] = None
     contrast: Optional[float] = None
     contrast_first: bool = True
@@ -51,32 +27,14 @@ class DistortParams(NamedTuple):
 
 
 def affine_lut(alpha: float, beta: float) -> np.ndarray:
-    """Lookup table of OpenCV's ``convertTo(alpha, beta)`` on uint8.
-
-    Args:
-        alpha: Gain.
-        beta: Offset, in intensity levels.
-
-    Returns:
-        np.ndarray: (256,) uint8, ``clip(rint(alpha * x + beta), 0, 255)``.
-    """
+    """``(256,)`` uint8 table of OpenCV's ``convertTo(alpha, beta)``:
+    ``clip(rint(alpha * x + beta), 0, 255)``."""
     return np.clip(np.rint(_LEVELS * alpha + beta), 0, 255).astype(np.uint8)
 
 
 def hue_lut(delta: float) -> np.ndarray:
-    """Lookup table that rotates OpenCV's 8-bit hue by ``delta`` units.
-
-    Hue is an angle, so it wraps modulo 180. Caffe's ``convertTo`` saturates
-    instead: a negative shift clamps hues near 0 (reds) at 0, while OpenCV's
-    HSV-to-BGR wraps the positive overflow; the symmetric wrap is the
-    deliberate fix.
-
-    Args:
-        delta: Shift in OpenCV hue units (2 degrees each).
-
-    Returns:
-        np.ndarray: (256,) uint8; entries >= 180 never occur in HSV images.
-    """
+    """``(256,)`` uint8 table rotating OpenCV's hue by ``delta`` units,
+    modulo 180 (Caffe saturates: a deliberate fix, see the README)."""
     return (np.rint(_LEVELS + delta) % _HUE_PERIOD).astype(np.uint8)
 
 
@@ -105,18 +63,13 @@ def _hsv_lut(params: DistortParams) -> np.ndarray:
 
 
 def distort_image(img: np.ndarray, params: DistortParams) -> np.ndarray:
-    """Apply one drawn distortion to a BGR uint8 image.
-
-    Args:
-        img: (H, W, 3) uint8 BGR image. Not modified.
-        params: The draw; steps set to ``None`` are skipped.
-
-    Returns:
-        np.ndarray: (H, W, 3) uint8, a new array unless no step fired.
-    """
+    """Apply one draw to a uint8 ``(H, W, 3)`` BGR image, or a grey ``(H,
+    W[, 1])`` one with saturation, hue and channel order None; same shape and
+    dtype, a new array unless no step fired (``img`` is not modified)."""
     hsv_step = params.saturation is not None or params.hue is not None
     lut = _pre_hsv_lut(params, hsv_step)
-    out = img if lut is None else cv2.LUT(img, lut)
+    # reshape: OpenCV returns (H, W) for an (H, W, 1) image.
+    out = img if lut is None else cv2.LUT(img, lut).reshape(img.shape)
     if hsv_step:
         hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV)
         cv2.LUT(hsv, _hsv_lut(params), dst=hsv)
@@ -149,32 +102,15 @@ def _check_prob(name: str, value: float) -> float:
 class RandomPhotometricDistort(BaseTransform):
     """Caffe SSD's random brightness, contrast, saturation and hue on uint8.
 
-    Each step fires independently with probability ``prob``; contrast comes
-    before or after the saturation/hue step with probability 1/2 each (Caffe's
-    two orders); the channels are shuffled with ``channel_swap_prob`` (Caffe's
-    ``random_order_prob``, 0 in ``ssd_pascal.py``). Values are drawn uniformly:
-    brightness in [-delta, delta], contrast and saturation factors in their
-    ranges, hue in [-hue_delta, hue_delta]. The image stays uint8 (unlike
-    mmdet's ``PhotoMetricDistortion``, which returns float32).
+    Each step fires with probability ``prob``; contrast before or after the
+    HSV step with probability 1/2 each (Caffe's two orders); channels
+    shuffled with ``channel_swap_prob``. Brightness in levels, hue in OpenCV's
+    units (2 degrees, as Caffe). A grey image gets brightness and contrast
+    only (it has no saturation or hue).
 
-    Required Keys:
+    Required Keys: ``img`` uint8, (H, W, 3) BGR or (H, W[, 1]) grey.
 
-    - img (np.uint8, (H, W, 3) BGR)
-
-    Modified Keys:
-
-    - img (np.uint8, same shape)
-
-    Args:
-        brightness_delta: Largest brightness shift in intensity levels.
-            Defaults to 32.
-        contrast_range: Contrast factor range. Defaults to (0.5, 1.5).
-        saturation_range: Saturation factor range. Defaults to (0.5, 1.5).
-        hue_delta: Largest hue shift in OpenCV's 8-bit hue units (2 degrees
-            each, as in Caffe, so 18 is +-36 degrees). Defaults to 18.
-        prob: Probability of each of the four steps. Defaults to 0.5.
-        channel_swap_prob: Probability of a random channel permutation.
-            Defaults to 0.0.
+    Modified Keys: ``img`` (same shape and dtype).
     """
 
     def __init__(self,
@@ -225,23 +161,23 @@ class RandomPhotometricDistort(BaseTransform):
             channel_order=order)
 
     def transform(self, results: dict) -> dict:
-        """Distort ``results['img']``.
-
-        Args:
-            results: Result dict with a (H, W, 3) uint8 ``img``.
-
-        Returns:
-            dict: ``results`` with the distorted image.
-        """
+        """Distort ``results['img']``."""
         img = results['img']
-        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        channels = 1 if img.ndim == 2 else img.shape[-1]
+        if img.dtype != np.uint8 or img.ndim not in (2, 3) or channels not in (
+                1, 3):
             raise TypeError(
-                f'RandomPhotometricDistort needs a (H, W, 3) uint8 BGR image, '
-                f'got {img.dtype} of shape {img.shape}; place it right after '
-                f"LoadImageFromFile (color_type='color', the default)")
+                f'RandomPhotometricDistort needs a uint8 BGR (H, W, 3) or '
+                f'grey (H, W[, 1]) image, got {img.dtype} of shape '
+                f'{img.shape}; place it right after LoadImageFromFile '
+                f"(color_type='color', the default, or 'grayscale')")
         if any(stride < 0 for stride in img.strides):
             img = np.ascontiguousarray(img)  # older OpenCV rejects them
-        results['img'] = distort_image(img, self._draw_params())
+        params = self._draw_params()
+        if channels == 1:  # a grey image has no saturation or hue
+            params = params._replace(saturation=None, hue=None,
+                                     channel_order=None)
+        results['img'] = distort_image(img, params)
         return results
 
     def __repr__(self) -> str:

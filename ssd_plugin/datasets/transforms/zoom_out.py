@@ -1,22 +1,5 @@
-"""SSD's zoom-out ("expansion") for small objects (paper section 3.6).
-
-The image is placed at a random position on a canvas ``ratio`` times its
-height and width (``ratio`` uniform in [1, 4]), filled with the dataset
-mean, as ``ExpandImage`` in the Caffe release's ``data_transformer.cpp``.
-The canvas is built in one pass by ``cv2.copyMakeBorder`` (fill and copy
-together) in the image's own dtype, so a uint8 image gives a uint8 canvas
-(mmdet's ``Expand`` after ``PhotoMetricDistortion`` fills a float32 one, up
-to 16 times the image).
-
-Where the canvas is made: here, always. Deferring it to ``RandomIoUCrop``
-(copying only the crop out of a virtual canvas) would save filling the part
-of the canvas the crop drops, but every consumer of ``results['img']`` would
-then have to know about the pending canvas; mmdet's ``Resize``, ``RandomFlip``
-and ``PackDetInputs`` do not. So the contract is simply that every transform
-here leaves a real image with ``img_shape`` equal to its shape, in any order.
-The fill is one ``copyMakeBorder`` pass (about a millisecond for a 4x canvas
-of a 500 x 375 photo) and ``RandomIoUCrop`` then crops a view, so the only
-copy after it is the resize. Shorthand: H, W image height and width.
+"""SSD's zoom-out ("expansion", section 3.6; Caffe's ``ExpandImage``): the
+canvas is made in the image's dtype in one ``cv2.copyMakeBorder`` pass.
 """
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -31,7 +14,7 @@ from ssd_plugin.registry import TRANSFORMS
 
 
 class ZoomOutParams(NamedTuple):
-    """One sample's canvas: its size and where the image's top-left lands."""
+    """One sample's canvas size and where the image's top-left lands."""
     canvas_h: int
     canvas_w: int
     top: int
@@ -40,19 +23,9 @@ class ZoomOutParams(NamedTuple):
 
 def zoom_out_params(img_hw: Tuple[int, int], ratio: float, u_top: float,
                     u_left: float) -> ZoomOutParams:
-    """Canvas geometry from one draw, as Caffe's ``ExpandImage``.
-
-    Args:
-        img_hw: (H, W) of the image.
-        ratio: Zoom-out ratio >= 1; the canvas is ``int(H * ratio)`` by
-            ``int(W * ratio)``.
-        u_top: Uniform draw in [0, 1) for the vertical offset.
-        u_left: Uniform draw in [0, 1) for the horizontal offset.
-
-    Returns:
-        ZoomOutParams: Offsets are ``floor(u * (canvas - image))``, so the
-        image always lies inside the canvas.
-    """
+    """Canvas ``int(H * ratio)`` by ``int(W * ratio)`` for ``img_hw`` ``(H,
+    W)``, offsets ``floor(u * (canvas - image))`` from uniform draws ``u_top``,
+    ``u_left`` in [0, 1) (Caffe's ``ExpandImage``)."""
     h, w = img_hw
     canvas_h, canvas_w = max(int(h * ratio), h), max(int(w * ratio), w)
     top = min(int(np.floor(u_top * (canvas_h - h))), canvas_h - h)
@@ -62,16 +35,8 @@ def zoom_out_params(img_hw: Tuple[int, int], ratio: float, u_top: float,
 
 def paste_on_canvas(img: np.ndarray, params: ZoomOutParams,
                     fill: Sequence[float]) -> np.ndarray:
-    """Place ``img`` on a ``fill``-coloured canvas.
-
-    Args:
-        img: (H, W, C) or (H, W) image of any dtype.
-        params: Canvas size and offsets.
-        fill: One value per channel (one value for a 2-D image).
-
-    Returns:
-        np.ndarray: (canvas_h, canvas_w[, C]) image of ``img``'s dtype.
-    """
+    """``img`` ``(H, W[, C])`` of any dtype on a ``fill`` canvas (one value
+    per channel) of shape ``(canvas_h, canvas_w[, C])``, same dtype."""
     h, w = img.shape[:2]
     if any(stride < 0 for stride in img.strides):
         img = np.ascontiguousarray(img)  # older OpenCV rejects them
@@ -79,11 +44,13 @@ def paste_on_canvas(img: np.ndarray, params: ZoomOutParams,
             params.canvas_w - w - params.left)
     channels = 1 if img.ndim == 2 else img.shape[2]
     if channels <= 4:  # cv2's Scalar holds at most four channels
-        return cv2.copyMakeBorder(
+        canvas = cv2.copyMakeBorder(
             img,
             *pads,
             cv2.BORDER_CONSTANT,
             value=tuple(fill) + (0, ) * (4 - len(fill)))
+        # OpenCV returns (h, w) for an (H, W, 1) image: restore the axis.
+        return canvas.reshape(canvas.shape[:2] + img.shape[2:])
     canvas = np.empty((params.canvas_h, params.canvas_w) + img.shape[2:],
                       img.dtype)
     canvas[...] = np.asarray(fill, dtype=img.dtype)
@@ -93,15 +60,7 @@ def paste_on_canvas(img: np.ndarray, params: ZoomOutParams,
 
 def expand_masks(masks: Union[BitmapMasks, PolygonMasks],
                  params: ZoomOutParams) -> Union[BitmapMasks, PolygonMasks]:
-    """Move instance masks onto the canvas.
-
-    Args:
-        masks: N masks of the image.
-        params: Canvas size and offsets.
-
-    Returns:
-        The N masks at canvas size, of the same class.
-    """
+    """The masks, of the same class, moved onto the canvas."""
     if isinstance(masks, PolygonMasks):
         # mmdet's PolygonMasks.expand raises NotImplementedError.
         shape = (params.canvas_h, params.canvas_w)
@@ -115,34 +74,16 @@ def expand_masks(masks: Union[BitmapMasks, PolygonMasks],
 class RandomZoomOut(BaseTransform):
     """Place the image on a larger mean-filled canvas; boxes move with it.
 
-    With probability ``prob`` a ratio is drawn uniformly from
-    ``ratio_range`` and the image is pasted at a uniformly random position on
-    a canvas ``ratio`` times its size. Boxes are translated, never dropped,
-    so degenerate boxes stay as they were. Masks are expanded and a
-    segmentation map is padded with ``seg_ignore_label``.
+    With probability ``prob``, a ratio uniform in ``ratio_range`` (min >= 1)
+    and a uniform position. Boxes are translated, never dropped; masks
+    expanded; ``gt_seg_map`` padded with ``seg_ignore_label``. Any channel
+    count and dtype; ``mean`` holds one fill per channel in the image's order
+    (BGR from ``LoadImageFromFile``), rounded for integer images.
 
-    Required Keys:
+    Required Keys: ``img``; optional ``gt_bboxes`` (HorizontalBoxes),
+    ``gt_masks``, ``gt_seg_map``.
 
-    - img ((H, W, C) any dtype; the fill is rounded for integer images)
-    - gt_bboxes (HorizontalBoxes[torch.float32]) (optional)
-    - gt_masks (BitmapMasks | PolygonMasks) (optional)
-    - gt_seg_map (np.uint8) (optional)
-
-    Modified Keys:
-
-    - img
-    - img_shape
-    - gt_bboxes
-    - gt_masks
-    - gt_seg_map
-
-    Args:
-        mean: Canvas fill, one value per channel in the image's channel
-            order (BGR for images from ``LoadImageFromFile``). Defaults to
-            (103.53, 116.28, 123.675), ImageNet's mean in BGR.
-        ratio_range: (min, max) zoom-out ratio, min >= 1. Defaults to (1, 4).
-        prob: Probability of zooming out. Defaults to 0.5.
-        seg_ignore_label: Fill of a padded ``gt_seg_map``. Defaults to 255.
+    Modified Keys: ``img``, ``img_shape``, the optional keys given.
     """
 
     def __init__(self,
@@ -188,14 +129,7 @@ class RandomZoomOut(BaseTransform):
 
     @autocast_box_type()
     def transform(self, results: dict) -> dict:
-        """Zoom out ``results`` with probability ``prob``.
-
-        Args:
-            results: Result dict with ``img`` and optional annotations.
-
-        Returns:
-            dict: ``results``, on the canvas when the zoom-out fires.
-        """
+        """Zoom out ``results`` with probability ``prob``."""
         draw = self._draw()
         if draw is None:
             return results
