@@ -487,15 +487,17 @@ def test_vgg16_reducedfc_folds_the_input_std_into_conv1_1(tools, vgg16_state):
     (dict(classifier__0__weight=torch.zeros(4096, 9216)),
      ["'classifier.0.weight' has shape (4096, 9216); expected (4096, 25088)"]),
     (dict(features__30__weight=torch.zeros(512, 512, 3, 3)),
-     ['Unexpected key(s) in state_dict: "features.30.weight"']),
+     ["unknown key 'features.30.weight'"]),
     (dict(features__1__running_mean=torch.zeros(64)),  # vgg16_bn
-     ['Unexpected key(s) in state_dict: "features.1.running_mean"']),
+     ["unknown key 'features.1.running_mean'", "torchvision's vgg16"]),
+    (dict(features__0__running_mean=torch.zeros(64)),
+     ['Unexpected key(s) in state_dict: "features.0.running_mean"']),
     (dict(features__0__weight=torch.zeros(64, 1, 3, 3)),  # grey input
      ['size mismatch for features.0.weight', 'torch.Size([64, 3, 3, 3])']),
     (dict(classifier__7__weight=torch.zeros(1)),
      ["unknown key 'classifier.7.weight'"]),
-    (dict(features__31__weight=torch.zeros(1024, 512, 3, 3)),  # fc6's name
-     ["'classifier.0.weight' (and 1 more)", 'renamed alike']),
+    (dict(features__31__weight=torch.zeros(1024, 512, 3, 3)),  # ours
+     ["unknown key 'features.31.weight'"]),
 ])
 def test_vgg16_reducedfc_names_the_bad_key(tools, vgg16_state, mutation,
                                            messages):
@@ -503,6 +505,12 @@ def test_vgg16_reducedfc_names_the_bad_key(tools, vgg16_state, mutation,
         tools.vgg16_reducedfc.convert(_mutate(vgg16_state, **mutation))
     for message in messages:
         assert message in str(error.value)
+
+
+def test_vgg16_reducedfc_refuses_converted_weights(tools, vgg16_state):
+    converted = tools.vgg16_reducedfc.convert(vgg16_state)
+    with pytest.raises(ValueError, match="unknown key 'features.31.weight'"):
+        tools.vgg16_reducedfc.convert(converted)  # would fold the std twice
 
 
 @pytest.mark.parametrize('std', [(0, 1, 1), (1, 1)])

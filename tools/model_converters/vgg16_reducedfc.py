@@ -1,9 +1,8 @@
 """ImageNet VGG16 -> AtrousVGG's initial weights (Liu et al., section 3).
 
-fc6 and fc7 become convolutions with subsampled parameters, fc6 dilated;
-fc8 is removed. torchvision's input std is folded into conv1_1 (our configs
-divide by 1) unless ``--input-std 1 1 1``. ``DST`` is for the backbone's
-``init_cfg=dict(type='Pretrained', checkpoint=DST)``.
+fc6 and fc7 become subsampled convolutions, fc6 dilated; fc8 is removed.
+torchvision's input std is folded into conv1_1 (our configs divide by 1)
+unless ``--input-std 1 1 1``. ``DST`` is for the backbone's ``init_cfg``.
 """
 from typing import Mapping, Optional, Sequence
 
@@ -13,10 +12,11 @@ from torch import Tensor
 
 TORCHVISION_STD = (58.395, 57.12, 57.375)  # ImageNet std x 255, RGB
 FC6_SHAPE = (4096, 512 * 7 * 7)  # over VGG16's 512 x 7 x 7 pool5
+CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)  # conv1_1 ... 5_3
 RULES = (  # (torchvision's key prefix, ours)
     ('classifier.0.', 'features.31.'),  # fc6
     ('classifier.3.', 'features.33.'),  # fc7
-    ('features.', 'features.'),  # conv1_1 ... conv5_3
+    *((f'features.{i}.', f'features.{i}.') for i in CONVS),  # kept as they are
 )
 FIX = "Expected torchvision's vgg16 (not vgg16_bn) and an AtrousVGG config."
 
