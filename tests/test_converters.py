@@ -7,8 +7,10 @@ cannot be imported here). Expected values come from running the source
 layers and ours on the same inputs, or from the paper's subsampling written
 out index by index, never from the converters' own output.
 """
-import importlib.util
+import importlib
+import os
 import os.path as osp
+from types import SimpleNamespace
 
 import mmdet
 import pytest
@@ -23,6 +25,7 @@ from ssd_plugin.models.ssd_head import flatten_levels
 from ssd_plugin.registry import MODELS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONVERTERS = osp.join(REPO_ROOT, 'tools', 'model_converters')
 MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
 # torchvision's _COCO_CATEGORIES: index = COCO category id, 'N/A' unused.
 TORCHVISION_COCO = [
@@ -44,17 +47,19 @@ VGG16_CFG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512,
              'M', 512, 512, 512, 'M')  # torchvision's cfg "D"
 
 
-def load_converter(name: str):
-    path = osp.join(REPO_ROOT, 'tools', 'model_converters', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'converter_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope='module')
+def tools():
+    """The converters, imported as their command lines see them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(CONVERTERS)
+        yield SimpleNamespace(**{
+            name: importlib.import_module(name) for name in (
+                '_converter', 'from_mmdet', 'from_torchvision',
+                'vgg16_reducedfc')})
 
 
-from_mmdet = load_converter('from_mmdet')
-from_torchvision = load_converter('from_torchvision')
-vgg16_reducedfc = load_converter('vgg16_reducedfc')
+def our_config(name: str) -> str:
+    return osp.join(REPO_ROOT, 'configs', 'ssd', f'{name}.py')
 
 
 def build_mmdet(name: str, seed: int = 0, **head) -> nn.Module:
@@ -74,7 +79,7 @@ def build_mmdet(name: str, seed: int = 0, **head) -> nn.Module:
 
 
 def build_ours(name: str, **head) -> nn.Module:
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'ssd', f'{name}.py'))
+    cfg = Config.fromfile(our_config(name))
     cfg.model.bbox_head.update(head)
     with DefaultScope.overwrite_default_scope('ssd_plugin'):
         return MODELS.build(cfg.model).eval()
@@ -88,9 +93,10 @@ def mmdet_ssd300() -> nn.Module:
 # --- from_mmdet --------------------------------------------------------------
 
 @pytest.mark.parametrize('name', ['ssd300_coco', 'ssd512_coco'])
-def test_from_mmdet_computes_what_mmdet_computes(name):
+def test_from_mmdet_computes_what_mmdet_computes(tools, name):
     theirs, ours = build_mmdet(name), build_ours(name)
-    ours.load_state_dict(from_mmdet.convert(theirs.state_dict()), strict=True)
+    ours.load_state_dict(tools.from_mmdet.convert(
+        theirs.state_dict(), our_config(name)), strict=True)
     gen = torch.Generator().manual_seed(1)
     image = torch.randn(1, 3, 64, 64, generator=gen) * 50
     fc7_side = ours.neck.min_input_size()  # smallest map the extras take
@@ -110,14 +116,20 @@ def test_from_mmdet_computes_what_mmdet_computes(name):
             torch.testing.assert_close(our, their, rtol=1e-4, atol=1e-4)
 
 
-def test_from_mmdet_keeps_tensors_and_reads_the_class_count():
+def test_from_mmdet_keeps_tensors_and_checks_the_class_count(tools):
     state = build_mmdet('ssd300_coco', num_classes=20).state_dict()
-    converted = from_mmdet.convert(state)
-    assert from_mmdet.num_classes(converted) == 20
+    converted = tools.from_mmdet.convert(state, our_config('ssd300_voc0712'))
     # Every tensor is carried over, unchanged (renamed only): nothing dropped.
     assert sorted(map(id, converted.values())) == sorted(
         map(id, state.values()))
     build_ours('ssd300_voc0712').load_state_dict(converted, strict=True)
+    # 21 scores per default box do not fit the default config's 81.
+    with pytest.raises(ValueError) as error:
+        tools.from_mmdet.convert(state)
+    for part in ("size mismatch for bbox_head.cls_convs.0.weight (source "
+                 "'bbox_head.cls_convs.0.0.weight')", 'torch.Size([84, 512',
+                 'torch.Size([324, 512', 'Pass --config'):
+        assert part in str(error.value)
 
 
 def _mutate(state, remove=(), **replace):
@@ -128,35 +140,55 @@ def _mutate(state, remove=(), **replace):
     return state
 
 
-@pytest.mark.parametrize('mutation, message', [
-    (dict(foo__bar=torch.zeros(1)), "unknown key 'foo.bar'"),
-    (dict(backbone__extra__0__weight=torch.zeros(1)), 'upgrade_ssd_version'),
-    ({'neck__extra_layers__0__0__bn__weight': torch.zeros(256)}, 'SSDLite'),
+@pytest.mark.parametrize('mutation, messages', [
+    (dict(foo__bar=torch.zeros(1)), ["unknown key 'foo.bar' (and 0 more)"]),
+    (dict(backbone__extra__0__weight=torch.zeros(1)),
+     ["unknown key 'backbone.extra.0.weight'", 'upgrade_ssd_version']),
+    ({'neck__extra_layers__0__0__bn__weight': torch.zeros(256)},
+     ["unknown key 'neck.extra_layers.0.0.bn.weight'", 'SSDLite']),
     (dict(remove=['bbox_head.reg_convs.5.0.bias']),
-     "missing key 'bbox_head.reg_convs.5.0.bias'"),
+     ['Missing key(s) in state_dict: "bbox_head.reg_convs.5.bias" (source '
+      "'bbox_head.reg_convs.5.0.bias')"]),
     ({'backbone__features__31__weight': torch.zeros(1024, 512, 7, 7)},
-     "'backbone.features.31.weight' has shape (1024, 512, 7, 7); expected "
-     '(1024, 512, 3, 3)'),
+     ['size mismatch for backbone.features.31.weight: copying a param with '
+      'shape torch.Size([1024, 512, 7, 7])', 'torch.Size([1024, 512, 3, 3])']),
     ({'bbox_head__cls_convs__2__0__weight': torch.zeros(6 * 82, 512, 3, 3)},
-     'expected (486, 512, 3, 3)'),  # another class count than level 0
+     ["bbox_head.cls_convs.2.weight (source 'bbox_head.cls_convs.2.0.weight')",
+      'torch.Size([486, 512, 3, 3])']),  # another class count than level 0
     ({'neck__extra_layers__1__0__conv__weight': torch.zeros(128, 256, 1, 1)},
-     'expected (128, 512, 1, 1)'),  # input is the previous layer's 512
+     ["neck.extra_layers.1.0.weight (source 'neck.extra_layers.1.0.conv.",
+      'torch.Size([128, 512, 1, 1])']),  # input: the previous layer's 512
     (dict(remove=[f'neck.extra_layers.1.{i}.conv.{p}' for i in (0, 1)
-                  for p in ('weight', 'bias')]), 'without gaps'),
+                  for p in ('weight', 'bias')]),
+     ['"neck.extra_layers.1.0.weight" (source '
+      "'neck.extra_layers.1.0.conv.weight')", '"neck.extra_layers.1.2.bias"']),
 ])
-def test_from_mmdet_names_the_bad_key(mmdet_ssd300, mutation, message):
+def test_from_mmdet_names_the_bad_key(tools, mmdet_ssd300, mutation,
+                                      messages):
     state = _mutate(mmdet_ssd300.state_dict(), **mutation)
     with pytest.raises(ValueError) as error:
-        from_mmdet.convert(state)
-    assert message in str(error.value)
+        tools.from_mmdet.convert(state)
+    for message in messages:
+        assert message in str(error.value)
 
 
-def test_from_mmdet_empty_state_dict_raises():
-    with pytest.raises(ValueError, match='missing key|indices'):
-        from_mmdet.convert({})
+def test_from_mmdet_empty_state_dict_raises(tools):
+    with pytest.raises(ValueError, match=r'Missing key\(s\) in state_dict: '
+                       '"backbone.features.0.weight"'):
+        tools.from_mmdet.convert({})
 
 
-def test_from_mmdet_command_line(tmp_path, mmdet_ssd300):
+class Payload:
+    """Unpickling it would delete ``path``: a stand-in for malicious code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.remove, (self.path, )
+
+
+def test_from_mmdet_command_line(tools, tmp_path, mmdet_ssd300):
     state = mmdet_ssd300.state_dict()
     classes = tuple(f'class{i}' for i in range(80))
     src, raw, dst = (str(tmp_path / n) for n in ('a.pth', 'b.pth', 'c.pth'))
@@ -164,20 +196,31 @@ def test_from_mmdet_command_line(tmp_path, mmdet_ssd300):
         dataset_meta=dict(classes=classes))), src)
     torch.save(state, raw)  # a bare state dict is accepted too
     for source in (src, raw):
-        from_mmdet.main([source, dst])
+        tools.from_mmdet.main([source, dst])
         saved = torch.load(dst, weights_only=True)
         assert set(saved) == {'state_dict', 'meta'}
         assert list(saved['state_dict']) == list(
-            from_mmdet.convert(state))
+            tools.from_mmdet.convert(state))
         assert saved['meta']['num_classes'] == 80
     assert 'dataset_meta' not in saved['meta']  # the raw file had none
-    from_mmdet.main([src, dst])
+    tools.from_mmdet.main([src, dst])
     assert torch.load(dst)['meta']['dataset_meta']['classes'] == classes
+    ssd512 = our_config('ssd512_coco')  # --config is the model checked
+    with pytest.raises(ValueError, match='Missing key.*neck.extra_layers.4'):
+        tools.from_mmdet.main([src, dst, '--config', ssd512])
     with pytest.raises(FileNotFoundError):
-        from_mmdet.main([str(tmp_path / 'missing.pth'), dst])
-    torch.save(dict(state_dict=dict(a='not a tensor')), src)
-    with pytest.raises(TypeError, match="'a'"):
-        from_mmdet.main([src, dst])
+        tools.from_mmdet.main([str(tmp_path / 'missing.pth'), dst])
+    torch.save(dict(state_dict={**state, 'neck.l2_norm.weight': 'text'}), src)
+    with pytest.raises(ValueError, match='"neck.l2_norm.weight", expected '
+                       'torch.Tensor'):
+        tools.from_mmdet.main([src, dst])
+    torch.save([state], src)
+    with pytest.raises(TypeError, match='holds a list'):
+        tools.from_mmdet.main([src, dst])
+    torch.save(dict(state_dict=state, meta=Payload(raw)), src)
+    with pytest.raises(ValueError, match='cannot be loaded weights-only'):
+        tools.from_mmdet.main([src, dst])
+    assert osp.isfile(raw)  # the payload never ran
 
 
 # --- from_torchvision --------------------------------------------------------
@@ -245,9 +288,9 @@ def torchvision_model() -> nn.Module:
     return torchvision_ssd300()
 
 
-def test_torchvision_layout_is_the_documented_one(torchvision_model):
+def test_torchvision_layout_is_the_documented_one(tools, torchvision_model):
     keys = set(torchvision_model.state_dict())
-    assert keys == set(from_torchvision.torchvision_keys())
+    assert len(keys) == 2 * (10 + 5 + 8 + 12) + 1  # convs; the L2 norm scale
     for key in ('backbone.features.21.weight', 'backbone.extra.0.5.weight',
                 'backbone.extra.0.7.1.weight', 'backbone.extra.0.7.3.bias',
                 'backbone.extra.4.2.weight', 'backbone.scale_weight',
@@ -255,12 +298,16 @@ def test_torchvision_layout_is_the_documented_one(torchvision_model):
         assert key in keys
     assert torchvision_model.state_dict()[
         'backbone.extra.0.7.1.weight'].shape == (1024, 512, 3, 3)
+    # The rename table maps these keys one to one onto our SSD300's.
+    renamed = {tools._converter.rename(k, tools.from_torchvision.RULES)
+               for k in keys}
+    assert renamed == set(build_ours('ssd300_coco').state_dict())
 
 
-def test_from_torchvision_features_equal(torchvision_model):
+def test_from_torchvision_features_equal(tools, torchvision_model):
     ours = build_ours('ssd300_coco')
-    ours.load_state_dict(
-        from_torchvision.convert(torchvision_model.state_dict()), strict=True)
+    ours.load_state_dict(tools.from_torchvision.convert(
+        torchvision_model.state_dict()), strict=True)
     tv = torchvision_model.backbone
     gen = torch.Generator().manual_seed(2)
     image = torch.randn(1, 3, 64, 64, generator=gen) * 50
@@ -284,11 +331,11 @@ def test_from_torchvision_features_equal(torchvision_model):
 
 
 def test_from_torchvision_head_maps_coco_ids_to_mmdet_classes(
-        torchvision_model):
+        tools, torchvision_model):
     from mmdet.datasets import CocoDataset
     ours = build_ours('ssd300_coco')
-    ours.load_state_dict(
-        from_torchvision.convert(torchvision_model.state_dict()), strict=True)
+    ours.load_state_dict(tools.from_torchvision.convert(
+        torchvision_model.state_dict()), strict=True)
     gen = torch.Generator().manual_seed(3)
     sizes = [(3, 2), (2, 2), (2, 1), (1, 2), (1, 1), (1, 1)]
     feats = [torch.randn(2, c, *hw, generator=gen) for c, hw in zip(
@@ -309,27 +356,39 @@ def test_from_torchvision_head_maps_coco_ids_to_mmdet_classes(
                                rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize('mutation, message', [
-    (dict(head__extra__weight=torch.zeros(1)), "unknown key 'head.extra"),
+@pytest.mark.parametrize('mutation, messages', [
+    (dict(head__extra__weight=torch.zeros(1)),
+     ["unknown key 'head.extra.weight'", "torchvision's ssd300_vgg16"]),
     (dict(remove=['backbone.extra.0.7.3.bias']),
-     "missing key 'backbone.extra.0.7.3.bias'"),
+     ['Missing key(s) in state_dict: "backbone.features.33.bias" (source '
+      "'backbone.extra.0.7.3.bias')", "torchvision's ssd300_vgg16 weights"]),
     ({'head__classification_head__module_list__0__weight':
-      torch.zeros(4 * 81, 512, 3, 3)}, 'expected (364, 512, 3, 3)'),
+      torch.zeros(4 * 81, 512, 3, 3)},
+     ["'head.classification_head.module_list.0.weight' has 324 outputs, not "
+      'A * 91']),
+    ({'head__classification_head__module_list__0__weight':
+      torch.zeros(6 * 91, 512, 3, 3)},  # 6 boxes per location, not 4
+     ["size mismatch for bbox_head.cls_convs.0.weight (source "
+      "'head.classification_head.module_list.0.weight')",
+      'torch.Size([486, 512', 'torch.Size([324, 512']),
     ({'backbone__extra__5__0__weight': torch.zeros(128, 256, 1, 1)},
-     "unexpected key 'backbone.extra.5.0.weight'"),  # SSD512's extra block
+     ["unknown key 'backbone.extra.5.0.weight'"]),  # SSD512's extra block
+    ({'backbone__features__24__weight': torch.zeros(512, 512, 3, 3)},
+     ["'backbone.extra.0.1.weight' (and 1 more)", 'renamed alike']),  # conv5_1
 ])
-def test_from_torchvision_names_the_bad_key(torchvision_model, mutation,
-                                            message):
+def test_from_torchvision_names_the_bad_key(tools, torchvision_model,
+                                            mutation, messages):
     state = _mutate(torchvision_model.state_dict(), **mutation)
     with pytest.raises(ValueError) as error:
-        from_torchvision.convert(state)
-    assert message in str(error.value)
+        tools.from_torchvision.convert(state)
+    for message in messages:
+        assert message in str(error.value)
 
 
-def test_from_torchvision_command_line(tmp_path, torchvision_model):
+def test_from_torchvision_command_line(tools, tmp_path, torchvision_model):
     src, dst = str(tmp_path / 'tv.pth'), str(tmp_path / 'ours.pth')
     torch.save(torchvision_model.state_dict(), src)
-    from_torchvision.main([src, dst])
+    tools.from_torchvision.main([src, dst])
     saved = torch.load(dst, weights_only=True)
     assert saved['meta']['num_classes'] == 80
     classes = saved['meta']['dataset_meta']['classes']
@@ -360,22 +419,22 @@ def vgg16_state() -> dict:
     return state
 
 
-def test_vgg16_reducedfc_loads_into_atrous_vgg(vgg16_state):
-    converted = vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
+def test_vgg16_reducedfc_loads_into_atrous_vgg(tools, vgg16_state):
+    converted = tools.vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
     AtrousVGG().load_state_dict(converted, strict=True)
     for key, value in vgg16_state.items():
         if key.startswith('features.'):  # conv1_1 ... conv5_3 as they were
             assert torch.equal(converted[key], value)
 
 
-def test_vgg16_reducedfc_fc6_is_fc6_on_every_third_tap(vgg16_state):
+def test_vgg16_reducedfc_fc6_is_fc6_on_every_third_tap(tools, vgg16_state):
     """Paper section 3: fc6 as a 7x7 conv, every 4th filter, taps 0, 3, 6.
 
     On a pool5 map that is zero except at rows and columns 0, 3 and 6, the
     reduced 3x3 conv with dilation 3 (those taps) gives the original fc6's
     filters 0, 4, 8, ...
     """
-    converted = vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
+    converted = tools.vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
     gen = torch.Generator().manual_seed(5)
     pool5 = torch.zeros(512, 7, 7)
     taps = torch.tensor([0, 3, 6])
@@ -392,8 +451,8 @@ def test_vgg16_reducedfc_fc6_is_fc6_on_every_third_tap(vgg16_state):
             'classifier.0.weight'][4 * o, c * 49 + 7 * 3 * y + 3 * x]
 
 
-def test_vgg16_reducedfc_fc7_reads_the_kept_fc6_outputs(vgg16_state):
-    converted = vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
+def test_vgg16_reducedfc_fc7_reads_the_kept_fc6_outputs(tools, vgg16_state):
+    converted = tools.vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
     fc6_kept = torch.randn(1024, generator=torch.Generator().manual_seed(6))
     fc6_full = torch.zeros(4096)
     fc6_full[0::4] = fc6_kept  # the outputs fc6's reduction kept
@@ -407,9 +466,9 @@ def test_vgg16_reducedfc_fc7_reads_the_kept_fc6_outputs(vgg16_state):
                                atol=1e-3)
 
 
-def test_vgg16_reducedfc_folds_the_input_std_into_conv1_1(vgg16_state):
+def test_vgg16_reducedfc_folds_the_input_std_into_conv1_1(tools, vgg16_state):
     std = (58.395, 57.12, 57.375)
-    converted = vgg16_reducedfc.convert(vgg16_state)  # torchvision's std
+    converted = tools.vgg16_reducedfc.convert(vgg16_state)  # torchvision's std
     gen = torch.Generator().manual_seed(7)
     centred = torch.randn(1, 3, 8, 8, generator=gen) * 60  # pixels - mean
     torch.testing.assert_close(
@@ -421,34 +480,52 @@ def test_vgg16_reducedfc_folds_the_input_std_into_conv1_1(vgg16_state):
         rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize('mutation, message', [
+@pytest.mark.parametrize('mutation, messages', [
     (dict(remove=['classifier.3.bias']),
-     "missing key 'classifier.3.bias': expected a tensor of shape (4096,)"),
+     ['Missing key(s) in state_dict: "features.33.bias" (source '
+      "'classifier.3.bias')", 'AtrousVGG']),
     (dict(classifier__0__weight=torch.zeros(4096, 9216)),
-     "'classifier.0.weight' has shape (4096, 9216); expected (4096, 25088)"),
+     ["'classifier.0.weight' has shape (4096, 9216); expected (4096, 25088)"]),
     (dict(features__30__weight=torch.zeros(512, 512, 3, 3)),
-     "unexpected key 'features.30.weight'"),
+     ["unknown key 'features.30.weight'"]),
     (dict(features__1__running_mean=torch.zeros(64)),  # vgg16_bn
-     "unexpected key 'features.1.running_mean'"),
+     ["unknown key 'features.1.running_mean'", "torchvision's vgg16"]),
+    (dict(features__0__running_mean=torch.zeros(64)),
+     ['Unexpected key(s) in state_dict: "features.0.running_mean"']),
+    (dict(features__0__weight=torch.zeros(64, 1, 3, 3)),  # grey input
+     ['size mismatch for features.0.weight', 'torch.Size([64, 3, 3, 3])']),
+    (dict(classifier__7__weight=torch.zeros(1)),
+     ["unknown key 'classifier.7.weight'"]),
+    (dict(features__31__weight=torch.zeros(1024, 512, 3, 3)),  # ours
+     ["unknown key 'features.31.weight'"]),
 ])
-def test_vgg16_reducedfc_names_the_bad_key(vgg16_state, mutation, message):
+def test_vgg16_reducedfc_names_the_bad_key(tools, vgg16_state, mutation,
+                                           messages):
     with pytest.raises(ValueError) as error:
-        vgg16_reducedfc.convert(_mutate(vgg16_state, **mutation))
-    assert message in str(error.value)
+        tools.vgg16_reducedfc.convert(_mutate(vgg16_state, **mutation))
+    for message in messages:
+        assert message in str(error.value)
+
+
+def test_vgg16_reducedfc_refuses_converted_weights(tools, vgg16_state):
+    converted = tools.vgg16_reducedfc.convert(vgg16_state)
+    with pytest.raises(ValueError, match="unknown key 'features.31.weight'"):
+        tools.vgg16_reducedfc.convert(converted)  # would fold the std twice
 
 
 @pytest.mark.parametrize('std', [(0, 1, 1), (1, 1)])
-def test_vgg16_reducedfc_rejects_a_bad_std(vgg16_state, std):
+def test_vgg16_reducedfc_rejects_a_bad_std(tools, vgg16_state, std):
     with pytest.raises(ValueError, match='input_std'):
-        vgg16_reducedfc.convert(vgg16_state, std)
+        tools.vgg16_reducedfc.convert(vgg16_state, std)
 
 
-def test_vgg16_reducedfc_command_line_without_fc8(tmp_path, vgg16_state):
+def test_vgg16_reducedfc_command_line_without_fc8(tools, tmp_path,
+                                                  vgg16_state):
     state = {k: v for k, v in vgg16_state.items()
              if not k.startswith('classifier.6.')}
     src, dst = str(tmp_path / 'vgg.pth'), str(tmp_path / 'atrous.pth')
     torch.save(state, src)
-    vgg16_reducedfc.main([src, dst, '--input-std', '1', '1', '1'])
+    tools.vgg16_reducedfc.main([src, dst, '--input-std', '1', '1', '1'])
     saved = torch.load(dst, weights_only=True)
     AtrousVGG().load_state_dict(saved['state_dict'], strict=True)
     assert saved['meta']['input_std_folded'] == [1.0, 1.0, 1.0]

@@ -11,7 +11,7 @@ mmdet's ``nms_pre`` caps candidates per level, ours per image; with a cap
 above the number of candidates both keep every (box, class) pair above
 ``score_thr``, so both ``test_cfg``s get a large ``nms_pre`` here.
 """
-import importlib.util
+import importlib
 import os.path as osp
 
 import cv2
@@ -35,6 +35,7 @@ from ssd_plugin.registry import MODELS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OUR_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
+CONVERTERS = osp.join(REPO_ROOT, 'tools', 'model_converters')
 MMDET_CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs',
                         'ssd', 'ssd300_coco.py')
 PHOTO = osp.join(osp.dirname(matplotlib.__file__), 'mpl-data',
@@ -42,14 +43,6 @@ PHOTO = osp.join(osp.dirname(matplotlib.__file__), 'mpl-data',
 TEST_CFG = dict(nms_pre=100000, score_thr=0.02, min_bbox_size=0,
                 nms=dict(type='nms', iou_threshold=0.45), max_per_img=200)
 CHANNELS_LAST = torch.channels_last
-
-
-def _converter():
-    path = osp.join(REPO_ROOT, 'tools', 'model_converters', 'from_mmdet.py')
-    spec = importlib.util.spec_from_file_location('from_mmdet_eq', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _images():
@@ -95,7 +88,9 @@ def models(tmp_path_factory):
     src, dst = str(folder / 'mmdet.pth'), str(folder / 'ours.pth')
     torch.save(dict(state_dict=theirs.state_dict(),
                     meta=dict(dataset_meta=theirs.dataset_meta)), src)
-    _converter().main([src, dst])
+    with pytest.MonkeyPatch.context() as patch:  # as its command line sees it
+        patch.syspath_prepend(CONVERTERS)
+        importlib.import_module('from_mmdet').main([src, dst])
     ours_cfg = Config.fromfile(OUR_CONFIG)
     ours_cfg.model.test_cfg = TEST_CFG
     return theirs.eval(), init_detector(ours_cfg, dst, device='cpu')
