@@ -2,9 +2,8 @@
 
 A benchmark compares *contenders* (name to callable) in one process on the
 same inputs, their calls interleaved, so that load from other processes on
-a shared machine hits all of them alike. Ratios are of medians; the
-quartiles show the spread. As mmdet's ``mmdet/utils/benchmark.py``, this
-lives in the package so that every tool can import it.
+a shared machine hits all alike. As mmdet's ``mmdet/utils/benchmark.py``,
+this lives in the package so that every tool can import it.
 """
 import statistics
 import time
@@ -14,20 +13,17 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
 from mmdet.structures.bbox import bbox_overlaps
 from mmengine.structures import InstanceData
 
-Contenders = Mapping[str, Callable[[Any], Any]]
 
-
-def time_interleaved(contenders: Contenders, inputs: Sequence[Any],
-                     rounds: int = 1, warmup: int = 1,
+def time_interleaved(contenders: Mapping[str, Callable[[Any], Any]],
+                     inputs: Sequence[Any], rounds: int = 1, warmup: int = 1,
                      prepare: Optional[Callable[[Any], Any]] = None,
                      clock: Callable[[], float] = time.perf_counter
                      ) -> Dict[str, List[float]]:
     """Seconds of every call of every contender, calls interleaved.
 
-    Each round passes every input to every contender back to back, in
-    reverse order on every other call, so that a burst of load lands on all
-    alike. ``warmup`` untimed calls of each contender come first (lazy
-    initialisation, caches), on the inputs in turn.
+    Each round passes every input to all contenders back to back, in
+    reverse order on every other call. ``warmup`` untimed calls of each
+    contender (lazy initialisation, caches) take the inputs in turn.
 
     Args:
         contenders (Mapping[str, Callable]): Name to ``fn(input)``.
@@ -35,13 +31,12 @@ def time_interleaved(contenders: Contenders, inputs: Sequence[Any],
         rounds (int): Passes over ``inputs``, at least 1. Defaults to 1.
         warmup (int): Untimed calls of each contender. Defaults to 1.
         prepare (Callable, optional): Applied to the input before each
-            call, untimed (e.g. a fresh results dict for a pipeline that
-            modifies its input).
-        clock (Callable): Seconds; defaults to ``time.perf_counter``.
+            call, untimed (e.g. a fresh dict for a pipeline that alters it).
+        clock (Callable): Seconds. Defaults to ``time.perf_counter``.
 
     Returns:
         dict[str, list[float]]: Per contender, ``rounds * len(inputs)``
-        seconds in call order (round by round).
+        seconds in call order.
     """
     if rounds < 1:
         raise ValueError(f'rounds={rounds}: time at least one round')
@@ -71,18 +66,17 @@ def quartiles(values: Sequence[float]) -> List[float]:
 
 def report(seconds: Mapping[str, Sequence[float]], baseline: str,
            unit: str = 'ms', scale: float = 1e3) -> Dict[str, float]:
-    """Print each contender's median, quartiles and speed against a baseline.
+    """Print each contender's median and quartiles, and its speed-up.
 
     Args:
         seconds (Mapping[str, Sequence[float]]): Per contender, seconds of
-            each measurement (e.g. :func:`time_interleaved`'s output).
+            each measurement (e.g. :func:`time_interleaved`'s).
         baseline (str): The contender the ratios are against.
         unit (str): Printed after the figures. Defaults to ``'ms'``.
         scale (float): Seconds to ``unit``. Defaults to 1e3.
 
     Returns:
-        dict[str, float]: ``median(baseline) / median(contender)``: how many
-        times as fast as the baseline each contender is.
+        dict[str, float]: ``median(baseline) / median(contender)``.
     """
     if baseline not in seconds:
         raise ValueError(f'baseline {baseline!r} is not a contender; '
@@ -103,10 +97,9 @@ def detection_agreement(reference: InstanceData, other: InstanceData,
                         score_tol: float = 1e-3) -> Tuple[int, int]:
     """How many detections two models agree on, of how many.
 
-    A detection agrees when the other side has one of the same label with
-    IoU above ``iou_thr`` and a score within ``score_tol``. After per-class
-    NMS no two boxes of a class overlap that much, so matches are one to
-    one.
+    A detection agrees when the other side has one of the same label, IoU
+    above ``iou_thr`` and a score within ``score_tol``. After per-class NMS
+    no two boxes of a class overlap that much: matches are one to one.
 
     Args:
         reference (InstanceData): ``bboxes`` (N, 4), ``scores`` (N,),

@@ -122,17 +122,6 @@ def count_candidates(model: nn.Module, images: Sequence[np.ndarray],
     return counts
 
 
-def _quiet_init_weights(model: nn.Module) -> None:
-    """``model.init_weights()`` without mmengine's per-parameter log."""
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
-
-
 def convert_checkpoint(model: nn.Module, work_dir: str) -> str:
     """mmdet ``model``'s weights through ``from_mmdet.py SRC DST``."""
     src = osp.join(work_dir, 'mmdet_ssd300.pth')
@@ -161,7 +150,8 @@ def build_models(image: np.ndarray, same_test_cfg: bool, logit_std: float,
     if same_test_cfg:
         mmdet_cfg.model.test_cfg.nms_pre = 10**6  # every candidate
     theirs = init_detector(mmdet_cfg, None, device='cpu')
-    _quiet_init_weights(theirs)
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init's log
+    theirs.init_weights()
     # mmdet 3.3's SSDHead skips AnchorHead.__init__; predict reads
     # loss_cls.use_sigmoid (softmax here) and nothing else of it.
     theirs.bbox_head.loss_cls = nn.Module()
