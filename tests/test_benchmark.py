@@ -148,3 +148,17 @@ def test_print_agreement_against_the_reference(bench, capsys):
         'ssd_plugin (0.0%)']
     bench.print_agreement([('ssd_plugin', lambda ims: [empty])], images[:1])
     assert 'both empty' in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_benchmark_inference_end_to_end(bench, capsys):
+    # Same weights (through the converter's command line) and the same
+    # post-processing: every candidate count and detection must agree.
+    ratio = bench.main(['--images', '--random-images', '1', '--rounds', '1',
+                        '--threads', '1', '--test-cfg', 'same'])
+    out = capsys.readouterr().out
+    counts = [line.split('candidates per image: ')[1]
+              for line in out.splitlines() if 'candidates' in line]
+    assert len(counts) == 2 and counts[0] == counts[1]
+    assert '     mmdet: detections per image [200], 200 of 200 agree' in out
+    assert ratio > 0 and 'x as fast as mmdet' in out
