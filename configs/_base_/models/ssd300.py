@@ -48,7 +48,9 @@ model = dict(
             pos_iou_thr=0.5,
             neg_iou_thr=0.5,
             min_pos_iou=0.,
-            ignore_iof_thr=-1,
+            # Boxes mostly (IoF > 0.5) inside ignored ground truth (VOC
+            # difficult, COCO crowd) get weight 0: not positive, not mined.
+            ignore_iof_thr=0.5,
             gt_max_assign_all=False)),
     # Section 3 / Caffe's DetectionOutput: confidence 0.01, NMS 0.45 per
     # class, 200 per image. nms_pre caps (box, class) pairs per image.
