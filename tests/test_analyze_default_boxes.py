@@ -188,7 +188,8 @@ def test_tool_reports_fits_and_writes_a_leaf_config(tool, shapes_root,
         [16, 16], [8, 8], [4, 4], [2, 2], [1, 1]]
     fit = report['fit']
     assert fit['recall_after'] >= fit['recall_before'] == report['recall']
-    for name in ('shapes', 'best_iou', 'matches_per_level'):
+    for name in ('shapes', 'best_iou', 'matches_per_level',
+                 'shapes_fitted'):
         assert osp.getsize(tmp_path / f'{name}.png') > 0
     cfg = Config.fromfile(fitted)
     boxes = cfg.model.bbox_head.prior_generator
@@ -212,3 +213,17 @@ def test_tool_errors_name_the_value(tool, tmp_path):
     cfg = Config(dict(model=dict(train_cfg=dict(assigner=dict()))))
     with pytest.raises(ValueError, match='pos_iou_thr'):
         tool.pos_iou_thr(cfg)
+
+
+def test_make_shapes_draws_objects_in_the_scale_range(tmp_path):
+    from ssd_plugin.datasets.shapes import make_shapes
+    paths = make_shapes(str(tmp_path), num_train=6, num_val=0, img_size=128,
+                        seed=0, progress=False, scale_range=(0.04, 0.1))
+    with open(paths['coco_train']) as f:
+        sides = [max(a['bbox'][2:]) for a in json.load(f)['annotations']]
+    # Diameter at most 12.8 px (at least 6); a tight box of a drawn shape
+    # spans at most the diameter plus a pixel of rasterisation.
+    assert sides and max(sides) <= 14
+    with pytest.raises(ValueError, match='scale_range'):
+        make_shapes(str(tmp_path), num_train=1, num_val=0,
+                    scale_range=(0.2, 0.1), progress=False)

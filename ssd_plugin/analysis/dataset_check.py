@@ -1,4 +1,4 @@
-"""Annotation checks before training (``tools/analysis_tools/check_dataset.py``).
+"""Annotation checks before training (``analysis_tools/check_dataset.py``).
 
 Bad annotations are a recurring cause of failed SSD training: ``x2 < x1``
 gives a NaN box loss (the log of a negative size), boxes outside the image
@@ -98,7 +98,7 @@ def _is_number(value: object) -> bool:
 
 
 def coco_box(bbox: object) -> Tuple[Optional[List[float]], Optional[str]]:
-    """``(x1, y1, x2, y2)`` of a COCO ``bbox`` or the reason it is malformed."""
+    """``(x1, y1, x2, y2)`` of a COCO ``bbox``, or why it is malformed."""
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(
             _is_number(v) for v in bbox):
         return None, f'bbox {bbox!r} is not 4 numbers [x, y, w, h]'
@@ -238,7 +238,8 @@ def _voc_object(obj: ET.Element, classes: Sequence[str], width, height
     found = []
     name = obj.findtext('name')
     if name not in classes:
-        found.append(('unknown_label', f'class {name!r} not in {tuple(classes)}'))
+        found.append(('unknown_label',
+                      f'class {name!r} not in {tuple(classes)}'))
     box_tag = obj.find('bndbox')
     try:
         if box_tag is None:

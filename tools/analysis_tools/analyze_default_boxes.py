@@ -74,7 +74,7 @@ def load_config(path: str, options: Optional[dict] = None) -> Config:
     """The config with ``options`` merged, its default scope set."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'config {path!r} not found; pass a config '
-                                'file such as configs/quickstart/ssd_shapes.py')
+                                'file, e.g. configs/quickstart/ssd_shapes.py')
     cfg = Config.fromfile(path)
     if options:
         cfg.merge_from_dict(options)
@@ -168,7 +168,8 @@ def model_priors(cfg: Config, input_shape: Tuple[int, int]):
 
 
 def plot_shapes(gt: torch.Tensor, level_priors: Sequence[torch.Tensor],
-                num_base: Sequence[int], path: str) -> None:
+                num_base: Sequence[int], path: str,
+                title: str = 'Ground truth and default-box shapes') -> None:
     """Ground-truth width/height (log axes), each level's box shapes over."""
     fig, ax = plt.subplots(figsize=(5, 4.5), dpi=80)
     wh = gt[:, 2:] - gt[:, :2]
@@ -181,8 +182,7 @@ def plot_shapes(gt: torch.Tensor, level_priors: Sequence[torch.Tensor],
                    color=colours(level / max(len(num_base) - 1, 1)),
                    label=f'level {level} default boxes')
     ax.set(xscale='log', yscale='log', xlabel='width at input (px)',
-           ylabel='height at input (px)',
-           title='Ground truth and default-box shapes')
+           ylabel='height at input (px)', title=title)
     ax.legend(fontsize=7, loc='upper left')
     _save(fig, path)
 
@@ -331,6 +331,9 @@ def run_fit(args: argparse.Namespace, cfg: Config, context: dict,
         context['featmaps'], device='cpu',
         input_shape=context['input_shape'])]
     after = _report(context, priors, before['pos_iou_thr'])
+    plot_shapes(context['data']['boxes'], priors, built.num_base_priors,
+                osp.join(context['out'], 'shapes_fitted.png'),
+                'Ground truth and fitted default-box shapes')
     note = (f'Recall at IoU >= {before["pos_iou_thr"]} on the {args.split} '
             f'split ({before["num_gt"]} boxes): {_fmt(before["recall"])} -> '
             f'{_fmt(after["recall"])}.')
@@ -393,6 +396,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     plot_best_iou(report, osp.join(out, 'best_iou.png'))
     plot_matches(report, osp.join(out, 'matches_per_level.png'))
     print(f'plots: {out}/{{shapes,best_iou,matches_per_level}}.png')
+    context['out'] = out
     if args.fit:
         report['fit'] = run_fit(args, cfg, context, report)
     if args.json:
