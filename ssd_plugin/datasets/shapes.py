@@ -313,8 +313,12 @@ def _write_coco(out_dir: str, split: str, entries: list,
 
 
 def _check_args(num_train: int, num_val: int, img_size: int, fmt: str,
-                min_objects: int, max_objects: int) -> None:
+                min_objects: int, max_objects: int,
+                scale_range: Tuple[float, float] = (0.1, 0.6)) -> None:
     """Raise ValueError naming the first bad argument of make_shapes."""
+    if not 0 < scale_range[0] <= scale_range[1] <= 1:
+        raise ValueError(f'scale_range={tuple(scale_range)} must satisfy '
+                         '0 < low <= high <= 1 (fractions of img_size)')
     if fmt not in FORMATS:
         raise ValueError(f'format {fmt!r} is not one of {FORMATS}')
     if num_train < 0 or num_val < 0:
@@ -331,7 +335,9 @@ def _check_args(num_train: int, num_val: int, img_size: int, fmt: str,
 def make_shapes(out_dir: str, num_train: int = 400, num_val: int = 100,
                 img_size: int = 128, fmt: str = 'coco', seed: int = 0,
                 max_objects: int = 4, min_objects: int = 1,
-                progress: bool = True) -> Dict[str, str]:
+                progress: bool = True,
+                scale_range: Tuple[float, float] = (0.1, 0.6)
+                ) -> Dict[str, str]:
     """Write the synthetic shapes set (see the module docstring for layouts).
 
     Args:
@@ -345,12 +351,15 @@ def make_shapes(out_dir: str, num_train: int = 400, num_val: int = 100,
         min_objects (int): Fewest shapes tried per image; 0 allows empty
             images. Defaults to 1.
         progress (bool): Show a progress bar on stdout. Defaults to True.
+        scale_range (tuple[float, float]): Shape diameters as fractions of
+            ``img_size`` (log-uniform, at least 6 px). Defaults to (0.1, 0.6).
 
     Returns:
         dict[str, str]: Paths written: ``coco_train``/``coco_val`` (JSON files)
         and/or ``voc_root`` (the ``VOCdevkit`` folder).
     """
-    _check_args(num_train, num_val, img_size, fmt, min_objects, max_objects)
+    _check_args(num_train, num_val, img_size, fmt, min_objects, max_objects,
+                scale_range)
     bar = ProgressBar(num_train + num_val, file=sys.stdout) \
         if progress and num_train + num_val > 0 else None
     splits: Dict[str, list] = {}
@@ -360,7 +369,7 @@ def make_shapes(out_dir: str, num_train: int = 400, num_val: int = 100,
         for index in range(count):
             rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
             image, objects = draw_image(rng, img_size, max_objects,
-                                        min_objects)
+                                        min_objects, tuple(scale_range))
             jpeg = cv2.imencode('.jpg', image,
                                 [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
             splits[split].append((f'{first_id + index:06d}', jpeg, objects))

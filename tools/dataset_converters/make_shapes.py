@@ -37,6 +37,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='most shapes per image')
     parser.add_argument('--min-objects', type=int, default=1,
                         help='fewest shapes per image (0 allows empty images)')
+    parser.add_argument('--scale-range', type=float, nargs=2,
+                        default=(0.1, 0.6), metavar=('LOW', 'HIGH'),
+                        help='shape diameters as fractions of the image side '
+                        '(at least 6 px)')
     return parser.parse_args(argv)
 
 
@@ -45,7 +49,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     paths = make_shapes(args.out_dir, args.num_train, args.num_val,
                         args.img_size, args.fmt, args.seed, args.max_objects,
-                        args.min_objects)
+                        args.min_objects, scale_range=args.scale_range)
     for name, path in paths.items():
         print(f'{name}: {path}')
 
