@@ -278,8 +278,7 @@ def fit(cfg: Config, generator: DefaultBoxGenerator,
             raise ValueError(f'--num-ratios {list(num_ratios)}: give {levels}'
                              ' counts >= 0, one per level')
         ratios = [data_ratios(gt, k) for k in num_ratios]
-    base = dict(cfg.model.bbox_head.prior_generator, scale_range=None,
-                first_level=None)
+    base = dict(cfg.model.bbox_head.prior_generator)
 
     def priors_fn(level, min_size, max_size, level_ratios):
         mins, maxs = list(generator.min_sizes), list(generator.max_sizes)
@@ -312,10 +311,8 @@ def leaf_config_text(base: str, out: str, fitted: dict, note: str) -> str:
         'model = dict(bbox_head=dict(prior_generator=dict(\n'
         f'    min_sizes={tuple(fitted["min_sizes"])!r},\n'
         f'    max_sizes={tuple(fitted["max_sizes"])!r},\n'
-        f'    ratios={ratios!r},\n'
-        '    # Explicit sizes: the base\'s scale_range/first_level give way.\n'
-        '    scale_range=None,\n'
-        '    first_level=None)))\n')
+        # Explicit sizes win over the base's scale_range/first_level.
+        f'    ratios={ratios!r})))\n')
 
 
 def run_fit(args: argparse.Namespace, cfg: Config, context: dict,
@@ -324,9 +321,8 @@ def run_fit(args: argparse.Namespace, cfg: Config, context: dict,
     fitted = fit(cfg, context['generator'], context['featmaps'],
                  context['input_shape'], context['data']['boxes'],
                  before['pos_iou_thr'], args.num_ratios)
-    built = TASK_UTILS.build(dict(
-        cfg.model.bbox_head.prior_generator, scale_range=None,
-        first_level=None, **fitted))
+    built = TASK_UTILS.build(dict(cfg.model.bbox_head.prior_generator,
+                                  **fitted))
     priors = [get_box_tensor(p) for p in built.grid_priors(
         context['featmaps'], device='cpu',
         input_shape=context['input_shape'])]
