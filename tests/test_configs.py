@@ -215,3 +215,25 @@ def test_inference_detector_on_a_numpy_image():
         # Rescaled to the 320x240 original image.
         assert dets.bboxes[:, 0::2].max() <= 320 + 1e-3
         assert dets.bboxes[:, 1::2].max() <= 240 + 1e-3
+
+
+# Caffe's default-box sizes (pixels): ssd_pascal_512.py (min_ratio 15,
+# max_ratio 90, conv4_3 at 7%), and SSDLite's explicit lists, which win over
+# the scale range the base sets.
+SIZES = {
+    'ssd/ssd512_voc0712.py': (
+        [35.84, 76.8, 153.6, 230.4, 307.2, 384.0, 460.8],
+        [76.8, 153.6, 230.4, 307.2, 384.0, 460.8, 537.6]),
+    'ssdlite/ssdlite_mobilenetv2_320_coco.py': (
+        [48, 100, 150, 202, 253, 304], [100, 150, 202, 253, 304, 320]),
+}
+
+
+@pytest.mark.parametrize('name', list(SIZES))
+def test_config_default_box_sizes(name):
+    from ssd_plugin.registry import TASK_UTILS
+    cfg = Config.fromfile(str(ROOT / 'configs' / name))
+    generator = TASK_UTILS.build(cfg.model.bbox_head.prior_generator)
+    min_sizes, max_sizes = SIZES[name]
+    assert generator.min_sizes == pytest.approx(min_sizes)
+    assert generator.max_sizes == pytest.approx(max_sizes)

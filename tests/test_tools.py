@@ -241,8 +241,12 @@ def test_paper_config_trains_and_evaluates(name, tiny_config, tmp_path,
 def test_test_tool_evaluates_and_dumps(tiny_config, tmp_path):
     cfg = tiny_config('ssd300_coco', max_iters=1, val_images=2, extra=NO_VAL)
     work_dir = str(tmp_path / 'work')
-    train_tool.main([cfg, '--work-dir', work_dir, '--cfg-options',
+    # --amp: bfloat16 autocast on the CPU, float16 on CUDA.
+    train_tool.main([cfg, '--work-dir', work_dir, '--amp', '--cfg-options',
                      'experiment_name=test_tool_train'])
+    wrapper = 'AmpOptimWrapper' if torch.cuda.is_available() else \
+        'CPUAmpOptimWrapper'
+    assert f"type='{wrapper}'" in _log(work_dir)
     out = str(tmp_path / 'results.pkl')
     metrics = test_tool.main([cfg, osp.join(work_dir, 'iter_1.pth'),
                               '--work-dir', work_dir, '--out', out,

@@ -14,18 +14,9 @@ from .checks import check_dataset_files, prepare_explained
 
 @DATASETS.register_module()
 class CheckedCocoDataset(MMDetCocoDataset):
-    """COCO-format detection dataset; arguments as mmdet's ``CocoDataset``.
-
-    Adds, before any file is opened:
-
-    * ``FileNotFoundError`` naming a missing ``data_root``, ``ann_file`` or
-      image folder (``data_prefix['img']``) and how to prepare the data;
-
-    and, when the pipeline fails on a sample:
-
-    * ``FileNotFoundError`` / ``ValueError`` naming a missing or corrupt
-      image and the annotation file that lists it.
-    """
+    """mmdet's ``CocoDataset`` (same arguments) whose missing ``data_root``,
+    ``ann_file``, image folder or bad image raises an error naming it and
+    how to prepare the data."""
 
     def load_data_list(self) -> List[dict]:
         """Check the paths, then load as mmdet does."""

@@ -15,25 +15,13 @@ from .checks import check_dataset_files, prepare_explained
 
 @DATASETS.register_module()
 class CheckedVOCDataset(MMDetVOCDataset):
-    """VOCdevkit-layout dataset; arguments as mmdet's ``VOCDataset``.
+    """mmdet's ``VOCDataset`` (same arguments) whose missing ``data_root``,
+    image-set file, ``VOC20xx/`` folder or bad image raises an error naming
+    it and how to prepare the data.
 
-    Adds, before any file is opened:
-
-    * ``FileNotFoundError`` naming a missing ``data_root``, image-set file
-      (``ann_file``), ``VOC20xx/`` folder or its ``JPEGImages/`` and
-      ``Annotations/`` and how to prepare the data;
-
-    and, when the pipeline fails on a sample:
-
-    * ``FileNotFoundError`` / ``ValueError`` naming a missing or corrupt
-      image and the image-set file that lists it.
-
-    With classes other than VOC's 20 (e.g. ``metainfo=dict(classes=
-    SHAPE_CLASSES)``) ``metainfo['dataset_type']`` is None instead of
-    ``'VOC2007'``/``'VOC2012'``: mmdet's ``VOCMetric`` otherwise labels its
-    per-class table with VOC's names (aeroplane, bicycle...). The protocol
-    then comes from the metric's own ``eval_mode`` ('11points' for VOC2007,
-    paper section 3.2), as set in the config.
+    With classes other than VOC's 20, ``metainfo['dataset_type']`` is None:
+    mmdet's ``VOCMetric`` would otherwise label its table with VOC's names;
+    the protocol then comes from the metric's ``eval_mode``.
     """
 
     def __init__(self, **kwargs) -> None:
