@@ -8,16 +8,16 @@ from the conv arithmetic; default-box counts summed by hand; FLOPs of a conv
 as ``H_out * W_out * C_out * C_in / groups * k^2``. A "bring your own
 backbone" test runs the README's snippet verbatim.
 """
-import importlib.util
-import itertools
 import os
 import sys
 from pathlib import Path
+from typing import Tuple
 
 import pytest
 import torch
 import torch.nn.functional as F
 from mmdet.structures import DetDataSample
+from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
@@ -471,54 +471,75 @@ def test_bring_your_own_backbone(my_project):
     assert [f.shape[-1] for f in feats] == [38, 19, 10, 5, 3, 1]
 
 
-# --- tools/analysis_tools/get_flops.py ---------------------------------------
+# --- parameters and FLOPs, as `mim run mmdet get_flops CONFIG` counts them ---
 
-def _get_flops_tool():
-    spec = importlib.util.spec_from_file_location(
-        'ssd_tools_get_flops', ROOT / 'tools/analysis_tools/get_flops.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-get_flops = _get_flops_tool()
+def complexity(model: nn.Module, input_hw: Tuple[int, int]) -> Tuple[int, int]:
+    """Parameters and FLOPs (multiply-adds) of a zero image's forward, by
+    mmengine's fvcore counter, as mmdet's ``get_flops`` tool runs it."""
+    with torch.no_grad():
+        info = get_model_complexity_info(
+            model.eval(), inputs=(torch.zeros(1, 3, *input_hw), ),
+            show_table=False, show_arch=False)
+    return info['params'], info['flops']
 
 
 def test_complexity_counts_multiply_adds_by_hand():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
                           *separable_conv_norm_act(8, 4, 3, stride=2,
                                                    padding=1))
-    params, flops = get_flops.complexity(model, (10, 12))
+    params, flops = complexity(model, (10, 12))
     # conv 3->8 3x3 on 10x12; depthwise 8 3x3/2 -> 5x6; pointwise 8->4.
     assert flops == 10 * 12 * 8 * 3 * 9 + 5 * 6 * 8 * 9 + 5 * 6 * 4 * 8
     assert params == (3 * 8 * 9 + 8) + (8 * 9 + 8) + (8 * 4 + 4)
-    assert model.training  # mode restored
 
 
-def test_interleaved_medians_with_a_fake_clock():
-    clock = itertools.count().__next__  # every call takes one tick
-    calls = []
-    fns = [lambda: calls.append('a'), lambda: calls.append('b')]
-    assert get_flops.interleaved_medians(fns, runs=3, warmup=1,
-                                         clock=clock) == [1.0, 1.0]
-    assert calls == ['a', 'b', 'a', 'b', 'b', 'a', 'a', 'b']
-    assert get_flops.interleaved_medians([], runs=2) == []
-    with pytest.raises(ValueError, match='runs=0'):
-        get_flops.interleaved_medians(fns, runs=0)
+def _conv(c_in: int, c_out: int, k: int) -> int:
+    return c_in * c_out * k * k + c_out
 
 
-def test_markdown_row():
-    row = get_flops.markdown_row('x.py', 300, 34_310_000, 34_360_000_000,
-                                 0.3094)
-    assert row == '| x.py | 300 | 34.31 | 34.36 | 309 |'
-    assert get_flops.markdown_row('x.py', 320, 1, 1, None).endswith('| - |')
+# SSD300 COCO by hand. VGG16's 13 3x3 convs (Simonyan & Zisserman, table 1,
+# column D), atrous fc6 3x3 and fc7 1x1 (SSD section 3), the
+# L2Norm scale of conv4_3 (512), the extras conv6_1 ... conv9_2 and a 3x3
+# class (81 per box) and box (4 per box) conv per level.
+VGG16 = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256),
+         (256, 256), (256, 512), (512, 512), (512, 512), (512, 512),
+         (512, 512), (512, 512)]
+EXTRAS = [(1024, 256, 1), (256, 512, 3), (512, 128, 1), (128, 256, 3),
+          (256, 128, 1), (128, 256, 3), (256, 128, 1), (128, 256, 3)]
+SSD300_PARAMS = (
+    sum(_conv(i, o, 3) for i, o in VGG16) + _conv(512, 1024, 3) +
+    _conv(1024, 1024, 1) + 512 + sum(_conv(*e) for e in EXTRAS) +
+    sum(_conv(c, a * 81, 3) + _conv(c, a * 4, 3) for c, a in zip(
+        (512, 1024, 512, 256, 256, 256), (4, 6, 6, 6, 4, 4))))
 
 
-@pytest.mark.slow
-def test_get_flops_main_prints_the_models_parameter_count(capsys):
-    get_flops.main([str(ROOT / LITE), '--runs', '1'])
-    out = capsys.readouterr().out
-    cfg = load(LITE)
-    params = sum(p.numel() for p in MODELS.build(cfg.model).parameters())
-    assert f'params: {params / 1e6:.2f} M' in out
-    assert 'input: 3x320x320' in out and 'latency: ' in out
+# Multiply-adds: map side s, s * s * c_in * c_out * k * k per conv (biases and
+# pools not counted, as fvcore). Sides: 300, pools rounding up to 150, 75,
+# 38, 19; fc6, fc7 and conv6_1 at 19; extras 10, 5, 3, 1.
+SIDES = [300, 300, 150, 150, 75, 75, 75, 38, 38, 38, 19, 19, 19]
+SSD300_FLOPS = (
+    sum(s * s * i * o * 9 for s, (i, o) in zip(SIDES, VGG16)) +
+    19 * 19 * (512 * 1024 * 9 + 1024 * 1024) +
+    sum(s * s * i * o * k * k for s, (i, o, k) in zip(
+        (19, 10, 10, 5, 5, 3, 3, 1), EXTRAS)) +
+    sum(s * s * c * a * 85 * 9 for s, c, a in zip(
+        (38, 19, 10, 5, 3, 1), (512, 1024, 512, 256, 256, 256),
+        (4, 6, 6, 6, 4, 4))))
+
+
+def test_complexity_of_ssd300_by_hand():
+    # VGG16's convs alone: 14,714,688, as torchvision's vgg16().features.
+    assert sum(_conv(i, o, 3) for i, o in VGG16) == 14_714_688
+    model = MODELS.build(load('configs/ssd/ssd300_coco.py').model)
+    # 34,305,206 and 34,360,351,232: README's 34.31 M and 34.36 GFLOPs.
+    assert complexity(model, (300, 300)) == (SSD300_PARAMS, SSD300_FLOPS)
+
+
+def test_lite_parameters_equal_mmdets_ssdlite():
+    # mmdet's own MobileNetV2 and its SSDLite neck and head as the reference.
+    from mmdet.models.backbones import MobileNetV2
+    params = sum(p.numel() for m in (MobileNetV2(out_indices=(4, 7)),
+                                     lite_mmdet_neck(), lite_mmdet_head())
+                 for p in m.parameters())
+    model = MODELS.build(load(LITE).model)
+    assert complexity(model, (320, 320))[0] == params

@@ -3,24 +3,26 @@
 Both run on a photograph-like image written here (no downloads), with a
 handful of samples so that the file takes seconds.
 """
-import importlib.util
+import glob
+import importlib
 import os.path as osp
+import re
 import sys
 
 import cv2
 import numpy as np
 import pytest
 
-TOOLS = osp.join(
-    osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'analysis_tools')
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(REPO_ROOT, 'tools', 'analysis_tools')
 
 
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def tool(monkeypatch):
+    """``tool(name)`` imports a script of ``tools/analysis_tools``, its folder
+    on ``sys.path`` as when the script runs."""
+    monkeypatch.syspath_prepend(TOOLS)
+    return importlib.import_module
 
 
 @pytest.fixture
@@ -33,8 +35,8 @@ def photo(tmp_path) -> str:
     return path
 
 
-def test_make_sample_sizes_and_boxes(photo):
-    bench = load_tool('benchmark_augmentation')
+def test_make_sample_sizes_and_boxes(photo, tool):
+    bench = tool('benchmark_augmentation')
     rng = np.random.default_rng(1)
     for _ in range(20):
         img, boxes = bench.make_sample(cv2.imread(photo), rng)
@@ -47,8 +49,8 @@ def test_make_sample_sizes_and_boxes(photo):
         assert (boxes[:, 2:] > boxes[:, :2]).all()
 
 
-def test_benchmark_runs_both_pipelines(photo, capsys):
-    bench = load_tool('benchmark_augmentation')
+def test_benchmark_runs_both_pipelines(photo, capsys, tool):
+    bench = tool('benchmark_augmentation')
     ratios = bench.run([photo], num_samples=12, rounds=2, seed=0)
     out = capsys.readouterr().out
     assert len(ratios) == 2 and all(r > 0 for r in ratios)
@@ -56,14 +58,14 @@ def test_benchmark_runs_both_pipelines(photo, capsys):
     assert 'mmdet' in out and 'ssd_plugin' in out
 
 
-def test_benchmark_names_missing_images():
-    bench = load_tool('benchmark_augmentation')
+def test_benchmark_names_missing_images(tool):
+    bench = tool('benchmark_augmentation')
     with pytest.raises(FileNotFoundError, match='--images'):
         bench.load_samples(['/nonexistent/photo.jpg'], 1, 0)
 
 
-def test_show_augmentation_writes_a_grid(photo, tmp_path, monkeypatch):
-    show = load_tool('show_augmentation')
+def test_show_augmentation_writes_a_grid(photo, tmp_path, monkeypatch, tool):
+    show = tool('show_augmentation')
     out = str(tmp_path / 'grid.png')
     monkeypatch.setattr(sys, 'argv', [
         'show', '--out', out, '--image', photo, '--num', '5', '--boxes',
@@ -75,8 +77,8 @@ def test_show_augmentation_writes_a_grid(photo, tmp_path, monkeypatch):
     assert (grid[..., 1] == 255).any()  # some green box outline was drawn
 
 
-def test_show_augmentation_box_parsing_errors():
-    show = load_tool('show_augmentation')
+def test_show_augmentation_box_parsing_errors(tool):
+    show = tool('show_augmentation')
     with pytest.raises(ValueError, match='x1,y1,x2,y2'):
         show.parse_boxes(['1,2,a,4'], (10, 10))
     np.testing.assert_array_equal(
@@ -85,10 +87,9 @@ def test_show_augmentation_box_parsing_errors():
 
 @pytest.mark.parametrize(
     'name', ['ssd300_coco', 'ssd512_coco', 'ssd300_voc0712', 'ssd512_voc0712'])
-def test_every_config_trains_with_the_ssd_augmentation(name):
-    show = load_tool('show_augmentation')
-    config = osp.join(
-        osp.dirname(osp.dirname(TOOLS)), 'configs', 'ssd', f'{name}.py')
+def test_every_config_trains_with_the_ssd_augmentation(name, tool):
+    show = tool('show_augmentation')
+    config = osp.join(REPO_ROOT, 'configs', 'ssd', f'{name}.py')
     steps = [
         t['type'].split('.')[-1] for t in show.augmentation_from_config(config)
     ]
@@ -98,11 +99,35 @@ def test_every_config_trains_with_the_ssd_augmentation(name):
     assert steps[3:] == ['Resize', 'RandomFlip']
 
 
-def test_show_augmentation_config_errors(tmp_path):
-    show = load_tool('show_augmentation')
+def test_show_augmentation_config_errors(tmp_path, tool):
+    show = tool('show_augmentation')
     with pytest.raises(FileNotFoundError, match='--config'):
         show.augmentation_from_config(str(tmp_path / 'missing.py'))
     empty = tmp_path / 'empty.py'
     empty.write_text('x = 1\n')
     with pytest.raises(ValueError, match='training config'):
         show.augmentation_from_config(str(empty))
+
+
+def test_benchmark_reads_mmdets_pipeline_from_its_config(tool):
+    bench = tool('benchmark_augmentation')
+    steps = [t['type'] for t in
+             tool('show_augmentation').augmentation_from_config(
+                 bench.MMDET_CONFIG)]
+    assert steps == ['Expand', 'MinIoURandomCrop', 'Resize', 'RandomFlip',
+                     'PhotoMetricDistortion']
+
+
+def test_benchmark_refuses_pipelines_of_different_sizes(photo, tool):
+    bench = tool('benchmark_augmentation')
+    ssd512 = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd512_coco.py')
+    with pytest.raises(ValueError, match='different sizes'):
+        bench.run([photo], num_samples=2, rounds=1, seed=0, config=ssd512)
+
+
+@pytest.mark.parametrize('script', sorted(glob.glob(osp.join(TOOLS, '*.py'))))
+def test_every_config_a_tool_names_exists(script):
+    with open(script) as f:
+        named = re.findall(r'configs/[\w/.-]+\.py', f.read())
+    missing = [c for c in named if not osp.isfile(osp.join(REPO_ROOT, c))]
+    assert not missing, f'{osp.basename(script)} names {missing}'

@@ -1,16 +1,14 @@
-"""Images/s of SSD300's train augmentation: ssd_plugin against MMDetection.
+"""Images/s of SSD's train augmentation: ssd_plugin against MMDetection.
 
-Both pipelines run in this process on one core (OpenCV and torch limited to
-one thread), on the same decoded photographs, interleaved sample by sample
-so that load from other processes hits both alike. Decoding and annotation
-loading are left out: they are the same for both.
-
-- ``mmdet``: the augmentation of MMDetection 3.3's
-  ``configs/ssd/ssd300_coco.py`` in its order: ``Expand``,
-  ``MinIoURandomCrop``, ``Resize``, ``RandomFlip``, ``PhotoMetricDistortion``.
-- ``ssd_plugin``: the Caffe order: ``RandomPhotometricDistort``,
-  ``RandomZoomOut``, ``RandomIoUCrop``, then mmdet's ``Resize`` and
-  ``RandomFlip``.
+Both pipelines are the augmentation of a config's train pipeline (loading
+and packing left out: the same for both), read from the configs:
+``--config`` (ours, default ``configs/ssd/ssd300_coco.py``: Caffe's order,
+photometric distortion, zoom-out, IoU crop, resize, flip) and
+``--mmdet-config`` (default MMDetection 3.3's ``configs/ssd/ssd300_coco.py``:
+``Expand``, ``MinIoURandomCrop``, ``Resize``, ``RandomFlip``,
+``PhotoMetricDistortion``). They run in this process on one thread (OpenCV
+and torch), on the same decoded samples, interleaved sample by sample
+(``ssd_plugin.utils.benchmark``).
 
 Samples are random crops (60-100 % of each side) of the given photographs,
 rescaled so that the longer side is 300-700 pixels, with 1 to ``--max-boxes``
@@ -20,73 +18,38 @@ Usage::
 
     python tools/analysis_tools/benchmark_augmentation.py
         [--images a.jpg b.png] [--samples 200] [--rounds 7] [--seed 0]
-        [--max-boxes 6]
+        [--max-boxes 6] [--config CONFIG] [--mmdet-config CONFIG]
 """
 import argparse
 import glob
 import os.path as osp
 import statistics
-import time
 from typing import Dict, List, Sequence, Tuple
 
 import cv2
-import matplotlib
+import mmdet
 import numpy as np
 import torch
 from mmcv.transforms import Compose
-from mmdet.structures.bbox import HorizontalBoxes
-from mmengine.registry import init_default_scope
 
-import ssd_plugin  # noqa: F401  (registers the transforms)
-from ssd_plugin.registry import TRANSFORMS
+from ssd_plugin.utils.benchmark import report, time_interleaved
+# The script's folder is on sys.path when it runs.
+from show_augmentation import (DEFAULT_CONFIG, SAMPLE_DIR,  # isort:skip
+                               annotated_results, build_augmentation)
 
-INPUT_SIZE = 300
-# mmdet's SSD data_preprocessor mean (RGB); Expand reverses it to BGR.
-MEAN_RGB = (123.675, 116.28, 103.53)
-MEAN_BGR = MEAN_RGB[::-1]
-RESIZE_FLIP = [
-    dict(type='Resize', scale=(INPUT_SIZE, INPUT_SIZE), keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5)
-]
-PIPELINES: Dict[str, List[dict]] = {
-    'mmdet': [
-        dict(
-            type='mmdet.Expand',
-            mean=MEAN_RGB,
-            to_rgb=True,
-            ratio_range=(1, 4)),
-        dict(
-            type='mmdet.MinIoURandomCrop',
-            min_ious=(0.1, 0.3, 0.5, 0.7, 0.9),
-            min_crop_size=0.3),
-        *RESIZE_FLIP,
-        dict(
-            type='mmdet.PhotoMetricDistortion',
-            brightness_delta=32,
-            contrast_range=(0.5, 1.5),
-            saturation_range=(0.5, 1.5),
-            hue_delta=18),
-    ],
-    'ssd_plugin': [
-        dict(type='RandomPhotometricDistort'),
-        dict(
-            type='RandomZoomOut', mean=MEAN_BGR, ratio_range=(1, 4), prob=0.5),
-        dict(type='RandomIoUCrop'),
-        *RESIZE_FLIP,
-    ],
-}
+MMDET_CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
+                        'ssd300_coco.py')
+Sample = Tuple[np.ndarray, np.ndarray]
 
 
 def default_images() -> List[str]:
     """Photographs shipped with the environment: matplotlib's sample jpgs."""
-    sample_dir = osp.join(
-        osp.dirname(matplotlib.__file__), 'mpl-data', 'sample_data')
-    return sorted(glob.glob(osp.join(sample_dir, '*.jpg')))
+    return sorted(glob.glob(osp.join(SAMPLE_DIR, '*.jpg')))
 
 
 def make_sample(photo: np.ndarray,
                 rng: np.random.Generator,
-                max_boxes: int = 6) -> Tuple[np.ndarray, np.ndarray]:
+                max_boxes: int = 6) -> Sample:
     """A random crop of ``photo`` rescaled to 300-700 px, with boxes.
 
     Args:
@@ -113,69 +76,17 @@ def make_sample(photo: np.ndarray,
                                                      1).astype(np.float32)
 
 
-def fresh_results(img: np.ndarray, boxes: np.ndarray) -> dict:
-    """What ``LoadImageFromFile`` + ``LoadAnnotations`` would give."""
-    h, w = img.shape[:2]
-    return dict(
-        img=img,
-        img_shape=(h, w),
-        ori_shape=(h, w),
-        gt_bboxes=HorizontalBoxes(boxes.copy()),
-        gt_bboxes_labels=np.zeros(len(boxes), np.int64),
-        gt_ignore_flags=np.zeros(len(boxes), bool))
-
-
-def time_round(
-        pipelines: Dict[str, Compose],
-        samples: Sequence[Tuple[np.ndarray, np.ndarray]]) -> Dict[str, float]:
-    """Seconds each pipeline spends on ``samples``, interleaved per sample.
-
-    Every sample goes through all pipelines back to back, the order
-    alternating, so that a burst of load from other processes lands on both.
-    Inputs are built outside the timed region.
-    """
-    seconds = dict.fromkeys(pipelines, 0.0)
-    names = list(pipelines)
-    for i, (img, boxes) in enumerate(samples):
-        for name in (names if i % 2 == 0 else names[::-1]):
-            results = fresh_results(img, boxes)
-            start = time.perf_counter()
-            out = pipelines[name](results)
-            seconds[name] += time.perf_counter() - start
-            if out['img'].shape[:2] != (INPUT_SIZE, INPUT_SIZE):
-                raise RuntimeError(f'{name} gave shape {out["img"].shape}')
-    return seconds
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        '--images',
-        nargs='+',
-        default=None,
-        help='photographs (default: matplotlib sample jpgs)')
-    parser.add_argument(
-        '--samples', type=int, default=200, help='samples per round')
-    parser.add_argument(
-        '--rounds', type=int, default=7, help='interleaved rounds')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--max-boxes', type=int, default=6,
-                        help='1 to this many boxes per sample')
-    return parser.parse_args()
-
-
 def load_samples(images: Sequence[str],
                  num_samples: int,
                  seed: int,
-                 max_boxes: int = 6) -> List[Tuple[np.ndarray, np.ndarray]]:
+                 max_boxes: int = 6) -> List[Sample]:
     """``num_samples`` samples made from the photographs in turn."""
     photos = [cv2.imread(p, cv2.IMREAD_COLOR) for p in images]
     missing = [p for p, photo in zip(images, photos) if photo is None]
     if missing or not photos:
         raise FileNotFoundError(
             f'cannot read photographs {missing or images}; pass readable '
-            f'--images'
-        )
+            f'--images')
     rng = np.random.default_rng(seed)
     return [
         make_sample(photos[i % len(photos)], rng, max_boxes)
@@ -183,44 +94,77 @@ def load_samples(images: Sequence[str],
     ]
 
 
+def check_output_sizes(pipelines: Dict[str, Compose],
+                       samples: Sequence[Sample]) -> None:
+    """Run every pipeline on ``samples`` (a warm-up too): the same output
+    size from all, or a ``ValueError`` naming the sizes."""
+    for img, boxes in samples:
+        sizes = {name: pipeline(annotated_results(img, boxes))['img'].shape
+                 for name, pipeline in pipelines.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f'the pipelines give images of different sizes '
+                             f'{sizes}; pass configs of the same input size')
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--images', nargs='+', default=None,
+                        help='photographs (default: matplotlib sample jpgs)')
+    parser.add_argument('--samples', type=int, default=200,
+                        help='samples per round')
+    parser.add_argument('--rounds', type=int, default=7,
+                        help='interleaved rounds')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--max-boxes', type=int, default=6,
+                        help='1 to this many boxes per sample')
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='our training config (default: SSD300 COCO)')
+    parser.add_argument('--mmdet-config', default=MMDET_CONFIG,
+                        help="mmdet's (default: its SSD300 COCO config)")
+    return parser.parse_args()
+
+
 def run(images: Sequence[str],
         num_samples: int,
         rounds: int,
         seed: int,
-        max_boxes: int = 6) -> List[float]:
+        max_boxes: int = 6,
+        config: str = DEFAULT_CONFIG,
+        mmdet_config: str = MMDET_CONFIG) -> List[float]:
     """Print images/s per pipeline and round; return the per-round ratios."""
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    init_default_scope('ssd_plugin')
     samples = load_samples(images, num_samples, seed, max_boxes)
     pixels = np.mean([img.shape[0] * img.shape[1] for img, _ in samples])
     print(f'{num_samples} samples/round from {len(images)} photographs, '
           f'mean {pixels / 1e3:.0f} kpixels; one thread')
-    pipelines = {
-        name: Compose([TRANSFORMS.build(cfg) for cfg in cfgs])
-        for name, cfgs in PIPELINES.items()
-    }
+    pipelines = dict(mmdet=build_augmentation(mmdet_config),
+                     ssd_plugin=build_augmentation(config))
     np.random.seed(seed)
-    time_round(pipelines, samples[:10])  # warm-up: lazy imports, caches
-    speeds: Dict[str, List[float]] = {name: [] for name in pipelines}
-    ratios = []
-    for r in range(rounds):
-        for name, seconds in time_round(pipelines, samples).items():
-            speeds[name].append(num_samples / seconds)
-        ratios.append(speeds['ssd_plugin'][-1] / speeds['mmdet'][-1])
-        print(f'round {r}: mmdet {speeds["mmdet"][-1]:.1f} img/s, ssd_plugin '
-              f'{speeds["ssd_plugin"][-1]:.1f} img/s, ratio {ratios[-1]:.2f}')
-    print(f'median over {rounds} rounds: mmdet '
-          f'{statistics.median(speeds["mmdet"]):.1f} img/s, ssd_plugin '
-          f'{statistics.median(speeds["ssd_plugin"]):.1f} img/s, ratio '
-          f'{statistics.median(ratios):.2f}')
+    check_output_sizes(pipelines, samples[:10])
+    times = time_interleaved(pipelines, samples, rounds, warmup=0,
+                             prepare=lambda sample: annotated_results(*sample))
+    per_image = {
+        name: [sum(t[r * num_samples:(r + 1) * num_samples]) / num_samples
+               for r in range(rounds)] for name, t in times.items()}
+    ratios = [m / s for m, s in zip(per_image['mmdet'],
+                                    per_image['ssd_plugin'])]
+    for r, ratio in enumerate(ratios):
+        print(f'round {r}: mmdet {1 / per_image["mmdet"][r]:.1f} img/s, '
+              f'ssd_plugin {1 / per_image["ssd_plugin"][r]:.1f} img/s, '
+              f'ratio {ratio:.2f}')
+    print(f'median over {rounds} rounds (ratio of medians; median of the '
+          f'ratios {statistics.median(ratios):.2f}):')
+    report(per_image, 'mmdet', unit='ms/image')
     return ratios
 
 
 def main() -> None:
+    """Run the benchmark with the command line's options."""
     args = parse_args()
     run(args.images or default_images(), args.samples, args.rounds, args.seed,
-        args.max_boxes)
+        args.max_boxes, args.config, args.mmdet_config)
 
 
 if __name__ == '__main__':

@@ -1,15 +1,15 @@
 """Draw a grid of augmented samples with their boxes to a PNG.
 
-Runs a train pipeline's augmentation (everything between the loading
-transforms and ``PackDetInputs``) many times on one image and tiles the
-results, boxes drawn in green (red for ignored ones). With ``--config`` the
-pipeline is the one of the config's train dataloader (wrapped datasets are
-searched); without it, the SSD300 augmentation of ssd_plugin.
+Runs the augmentation of a config's train pipeline (everything between the
+loading transforms and ``PackDetInputs``; wrapped datasets are searched)
+many times on one image and tiles the results, boxes drawn in green (red
+for ignored ones). For a dataset's own images and annotations, mmdet's
+``mim run mmdet browse_dataset CONFIG`` shows the whole pipeline.
 
 Usage::
 
     python tools/analysis_tools/show_augmentation.py --out aug.png
-        [--config configs/ssd300_voc.py] [--image photo.jpg]
+        [--config configs/ssd/ssd300_voc0712.py] [--image photo.jpg]
         [--boxes 10,20,200,300 250,40,400,380] [--num 16] [--seed 0]
 """
 import argparse
@@ -25,20 +25,12 @@ from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import ssd_plugin  # noqa: F401  (registers the transforms)
 from ssd_plugin.registry import TRANSFORMS
 
-DEFAULT_AUGMENTATION = [
-    dict(type='RandomPhotometricDistort'),
-    dict(
-        type='RandomZoomOut',
-        mean=(103.53, 116.28, 123.675),
-        ratio_range=(1, 4),
-        prob=0.5),
-    dict(type='RandomIoUCrop'),
-    dict(type='Resize', scale=(300, 300), keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5),
-]
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
+SAMPLE_DIR = osp.join(osp.dirname(matplotlib.__file__), 'mpl-data',
+                      'sample_data')
 _SKIPPED = ('LoadImageFromFile', 'LoadAnnotations', 'PackDetInputs')
 
 
@@ -68,6 +60,31 @@ def augmentation_from_config(path: str) -> List[dict]:
             f'{path} has no train_dataloader dataset pipeline; pass '
             f'a training config')
     return [t for t in pipeline if t['type'].split('.')[-1] not in _SKIPPED]
+
+
+def build_augmentation(path: str) -> Compose:
+    """:func:`augmentation_from_config` built in the ``ssd_plugin`` scope."""
+    init_default_scope('ssd_plugin')
+    return Compose(
+        [TRANSFORMS.build(t) for t in augmentation_from_config(path)])
+
+
+def annotated_results(img: np.ndarray, boxes: np.ndarray) -> dict:
+    """What ``LoadImageFromFile`` + ``LoadAnnotations`` give a pipeline.
+
+    Args:
+        img (np.ndarray): (H, W, 3) BGR image (not copied).
+        boxes (np.ndarray): (N, 4) x1, y1, x2, y2 in pixels (copied), each
+            of label 0 and not ignored.
+    """
+    h, w = img.shape[:2]
+    return dict(
+        img=img,
+        img_shape=(h, w),
+        ori_shape=(h, w),
+        gt_bboxes=HorizontalBoxes(boxes.copy()),
+        gt_bboxes_labels=np.zeros(len(boxes), np.int64),
+        gt_ignore_flags=np.zeros(len(boxes), bool))
 
 
 def parse_boxes(texts: Optional[Sequence[str]],
@@ -109,43 +126,33 @@ def tile(images: List[np.ndarray], cell: int = 300) -> np.ndarray:
     return grid
 
 
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Parse the command line (``sys.argv`` by default) and write the grid."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='augmentation.png')
-    parser.add_argument('--config', default=None)
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='training config (default: SSD300 COCO)')
     parser.add_argument(
-        '--image', default=None, help='default: grace_hopper.jpg')
+        '--image', default=osp.join(SAMPLE_DIR, 'grace_hopper.jpg'),
+        help="default: grace_hopper.jpg of matplotlib's sample data")
     parser.add_argument('--boxes', nargs='*', default=None)
     parser.add_argument('--num', type=int, default=16)
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
-    init_default_scope('ssd_plugin')
-    image = args.image or osp.join(
-        osp.dirname(matplotlib.__file__), 'mpl-data', 'sample_data',
-        'grace_hopper.jpg')
-    img = cv2.imread(image, cv2.IMREAD_COLOR)
+    args = parser.parse_args(argv)
+    img = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if img is None:
         raise FileNotFoundError(
-            f'cannot read image {image}; pass a readable --image')
-    steps = augmentation_from_config(
-        args.config) if args.config else DEFAULT_AUGMENTATION
-    pipeline = Compose([TRANSFORMS.build(t) for t in steps])
+            f'cannot read image {args.image}; pass a readable --image')
+    pipeline = build_augmentation(args.config)
     boxes = parse_boxes(args.boxes, img.shape[:2])
     np.random.seed(args.seed)
     panels = []
     for _ in range(args.num):
-        out = pipeline(
-            dict(
-                img=img,
-                img_shape=img.shape[:2],
-                ori_shape=img.shape[:2],
-                gt_bboxes=HorizontalBoxes(boxes.copy()),
-                gt_bboxes_labels=np.zeros(len(boxes), np.int64),
-                gt_ignore_flags=np.zeros(len(boxes), bool)))
+        out = pipeline(annotated_results(img, boxes))
         panels.append(
             draw(out['img'], out['gt_bboxes'].numpy(), out['gt_ignore_flags']))
     cv2.imwrite(args.out, tile(panels))
-    print(f'wrote {args.num} augmented samples of {image} to {args.out}')
+    print(f'wrote {args.num} augmented samples of {args.image} to {args.out}')
 
 
 if __name__ == '__main__':

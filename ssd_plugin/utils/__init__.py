@@ -1,0 +1,1 @@
+"""Helpers that are not registered components (see each module)."""

@@ -1,0 +1,150 @@
+"""The shared timing and agreement helpers of ``ssd_plugin.utils.benchmark``
+and the parts of ``tools/analysis_tools/benchmark_inference.py`` that run
+without building SSD300.
+
+Timing runs on a fake clock (every reading one tick later), so the expected
+seconds and call orders are worked out by hand.
+"""
+import importlib
+import itertools
+import math
+import os.path as osp
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
+
+from ssd_plugin.utils.benchmark import (detection_agreement, quartiles,
+                                        report, time_interleaved)
+
+
+def test_time_interleaved_alternates_the_order_with_a_fake_clock():
+    clock = itertools.count().__next__  # every call takes one tick
+    calls = []
+    fns = dict(a=lambda x: calls.append('a'), b=lambda x: calls.append('b'))
+    times = time_interleaved(fns, [None], rounds=3, warmup=1, clock=clock)
+    assert times == dict(a=[1, 1, 1], b=[1, 1, 1])
+    assert calls == ['a', 'b', 'a', 'b', 'b', 'a', 'a', 'b']
+    assert time_interleaved({}, [None], rounds=2) == {}
+    with pytest.raises(ValueError, match='rounds=0'):
+        time_interleaved(fns, [None], rounds=0)
+    with pytest.raises(ValueError, match='no inputs'):
+        time_interleaved(fns, [], rounds=1)
+
+
+def test_time_interleaved_walks_the_inputs_and_prepares_them_untimed():
+    ticks = itertools.count()
+    calls = []
+
+    def prepare(x):
+        next(ticks)  # preparing costs a tick that must not be counted
+        return x * 10
+
+    fns = dict(a=lambda x: calls.append(('a', x)),
+               b=lambda x: calls.append(('b', x)))
+    times = time_interleaved(fns, [1, 2], rounds=2, warmup=3,
+                             prepare=prepare, clock=ticks.__next__)
+    assert times == dict(a=[1] * 4, b=[1] * 4)
+    assert calls == [('a', 10), ('a', 20), ('a', 10),  # warm-up, in turn
+                     ('b', 10), ('b', 20), ('b', 10),
+                     ('a', 10), ('b', 10), ('b', 20), ('a', 20),
+                     ('a', 10), ('b', 10), ('b', 20), ('a', 20)]
+
+
+def test_quartiles():
+    assert quartiles([5, 1, 4, 2, 3]) == [2, 3, 4]
+    assert quartiles([1, 2]) == [1.25, 1.5, 1.75]
+    assert quartiles([7.0]) == [7.0, 7.0, 7.0]
+
+
+def test_report_prints_ratios_of_medians(capsys):
+    ratios = report(dict(slow=[0.2, 0.4, 0.3], fast=[0.1, 0.1, 0.4]), 'slow')
+    assert ratios == pytest.approx(dict(slow=1.0, fast=3.0))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ('slow:    300.0 ms (median; quartiles 250.0-350.0), '
+                      '1.00x as fast as slow')
+    assert out[1].startswith('fast:    100.0 ms') and '3.00x' in out[1]
+    with pytest.raises(ValueError, match="'mmdet' is not a contender"):
+        report(dict(slow=[1.0]), 'mmdet')
+
+
+def detections(boxes, scores, labels) -> InstanceData:
+    return InstanceData(bboxes=torch.as_tensor(boxes, dtype=torch.float32),
+                        scores=torch.tensor(scores),
+                        labels=torch.tensor(labels))
+
+
+def test_detection_agreement_by_hand():
+    ref = detections([[0, 0, 100, 100], [200, 200, 300, 300],
+                      [0, 0, 50, 50]], [0.9, 0.5, 0.3], [1, 2, 3])
+    assert detection_agreement(ref, ref) == (3, 3)
+    # IoU 100*100 / (100*100.5) = 0.995 agrees; 100*100 / (100*102) = 0.980
+    # does not; nor a score 2e-3 apart, nor another label.
+    other = detections([[0, 0, 100, 100.5], [200, 200, 300, 302],
+                        [0, 0, 50, 50], [0, 0, 50, 50]],
+                       [0.9005, 0.5, 0.302, 0.3], [1, 2, 3, 4])
+    assert detection_agreement(ref, other) == (1, 4)
+    assert detection_agreement(ref, other, iou_thr=0.97,
+                               score_tol=3e-3) == (3, 4)
+
+
+def test_detection_agreement_empty():
+    empty = detections(torch.zeros(0, 4), [], [])
+    ref = detections([[0, 0, 10, 10]], [0.5], [0])
+    assert detection_agreement(empty, empty) == (0, 0)
+    assert detection_agreement(ref, empty) == (0, 1)
+    assert detection_agreement(empty, ref) == (0, 1)
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """``benchmark_inference``, imported with its folder on ``sys.path`` as
+    when it runs."""
+    monkeypatch.syspath_prepend(osp.join(
+        osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
+        'analysis_tools'))
+    return importlib.import_module('benchmark_inference')
+
+
+def test_count_candidates_on_the_model_given(bench):
+    # One level, 1 x 2 cells, one box each, 2 classes + background (last):
+    # softmax of (0, 0, 0) is 1/3 each; of (log 6, log 3, 0) 0.6, 0.3, 0.1.
+    logits = torch.tensor([[0., 0., 0.], [math.log(6), math.log(3), 0.]])
+
+    def head(feats):
+        return [logits.T.reshape(1, 3, 1, 2)], [None]
+
+    head.cls_out_channels = 3
+    model = SimpleNamespace(extract_feat=lambda x: [x], bbox_head=head)
+    images = [np.zeros((5, 7, 3), np.uint8)] * 2
+    assert bench.count_candidates(model, images, 0.25) == [4, 4]
+    assert bench.count_candidates(model, images, 0.4) == [1, 1]
+    assert bench.count_candidates(model, images[:1], 0.65) == [0]
+    assert bench.count_candidates(model, [], 0.1) == []
+
+
+def sample(boxes, scores, labels) -> DetDataSample:
+    return DetDataSample(pred_instances=detections(boxes, scores, labels))
+
+
+def test_print_agreement_against_the_reference(bench, capsys):
+    ref = sample([[0, 0, 10, 10], [20, 20, 40, 40]], [0.9, 0.8], [0, 1])
+    off = sample([[0, 0, 10, 10], [20, 20, 40, 44]], [0.9, 0.8], [0, 1])
+    empty = sample(torch.zeros(0, 4), [], [])
+    images = [np.zeros((4, 4, 3), np.uint8)] * 2
+    bench.print_agreement([('mmdet', lambda ims: [off]),
+                           ('ssd_plugin', lambda ims: [ref]),
+                           ('nothing', lambda ims: [empty])], images)
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        '     mmdet: detections per image [2, 2], 2 of 4 agree with '
+        'ssd_plugin (50.0%)',
+        'ssd_plugin: detections per image [2, 2], 4 of 4 agree with '
+        'ssd_plugin (100.0%)',
+        '   nothing: detections per image [0, 0], 0 of 4 agree with '
+        'ssd_plugin (0.0%)']
+    bench.print_agreement([('ssd_plugin', lambda ims: [empty])], images[:1])
+    assert 'both empty' in capsys.readouterr().out
