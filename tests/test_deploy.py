@@ -22,10 +22,10 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
 from ssd_plugin.deploy import DeployedDetector, bf16_network, read_metadata
-from ssd_plugin.deploy.agreement import count_matches
 from ssd_plugin.deploy.backends import build_session
 from ssd_plugin.deploy.export import End2EndSSD, deploy_test_cfg
 from ssd_plugin.models.ssd_head import flatten_levels
+from ssd_plugin.utils.benchmark import detection_agreement
 
 onnx = pytest.importorskip('onnx', reason='the deploy extra')
 
@@ -99,7 +99,7 @@ def _agreement(reference, results):
     matched = total = 0
     for ref, res in zip(reference, results):
         assert res.ori_shape == ref.ori_shape
-        m, t = count_matches(ref.pred_instances, res.pred_instances)
+        m, t = detection_agreement(ref.pred_instances, res.pred_instances)
         matched, total = matched + m, total + t
     return matched / total, total
 
@@ -295,6 +295,6 @@ def test_int8_quantizes_the_network_only_and_stays_close(exported, tmp_path):
         results = inference_detector(
             DeployedDetector(out, model.cfg, backend), imgs)
         for ref, res in zip(reference, results):
-            matched, _ = count_matches(ref.pred_instances[:50],
+            matched, _ = detection_agreement(ref.pred_instances[:50],
                                        res.pred_instances, 0.5, 0.1)
             assert matched >= 40, (backend, matched)

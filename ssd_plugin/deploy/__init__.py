@@ -6,16 +6,14 @@
   model as an mmdet detector (``inference_detector``, evaluators).
 - :mod:`~ssd_plugin.deploy.quantize`: INT8 post-training quantization.
 - :mod:`~ssd_plugin.deploy.torch_bf16`: torch bf16 autocast inference.
-- :mod:`~ssd_plugin.deploy.agreement`: detections of two models compared.
 
 The backends come with the ``deploy`` extra (``pip install -e .[deploy]``);
 importing this package does not need them.
 """
-from .agreement import match_fraction
 from .backends import build_session
 from .export import End2EndSSD, export_onnx
 from .runtime import DeployedDetector, read_metadata
 from .torch_bf16 import bf16_network
 
 __all__ = ['DeployedDetector', 'End2EndSSD', 'bf16_network', 'build_session',
-           'export_onnx', 'match_fraction', 'read_metadata']
+           'export_onnx', 'read_metadata']

@@ -1,4 +1,4 @@
-"""SSD as an ONNX graph: the whole detector (``end2end``) or the network (``raw``).
+"""SSD as an ONNX graph: the whole detector (end2end) or the network (raw).
 
 ``end2end`` puts section 3's inference into the graph with standard ONNX ops
 only (no custom-op library): backbone, neck, head, softmax, decoding against

@@ -1,4 +1,4 @@
-"""An exported SSD as an mmdet detector: same pipeline in, ``DetDataSample`` out.
+"""An exported SSD as an mmdet detector: pipeline in, DetDataSample out.
 
 :class:`DeployedDetector` is an mmengine ``BaseModel`` whose network is an
 ONNX Runtime or OpenVINO session over an ``end2end`` export

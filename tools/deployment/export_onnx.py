@@ -25,7 +25,8 @@ if REPO_ROOT not in sys.path:
 from mmdet.apis import init_detector  # noqa: E402
 
 from ssd_plugin.deploy.backends import import_backend  # noqa: E402
-from ssd_plugin.deploy.export import config_input_size, export_onnx  # noqa: E402,E501
+from ssd_plugin.deploy.export import (config_input_size,  # noqa: E402
+                                      export_onnx)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

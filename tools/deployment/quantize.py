@@ -23,7 +23,8 @@ if REPO_ROOT not in sys.path:
 
 from mmengine.config import Config  # noqa: E402
 
-from ssd_plugin.deploy.quantize import calibration_inputs, quantize_int8  # noqa: E402,E501
+from ssd_plugin.deploy.quantize import (calibration_inputs,  # noqa: E402
+                                        quantize_int8)
 from ssd_plugin.deploy.runtime import read_metadata  # noqa: E402
 
 
