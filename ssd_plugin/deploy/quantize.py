@@ -119,6 +119,30 @@ def network_nodes(model) -> List[str]:
             if n.op_type in NETWORK_OPS and n.name.startswith(NETWORK_SCOPES)]
 
 
+def inline_identities(model) -> int:
+    """Give each ``Identity`` of an initializer its own copy, in place.
+
+    torch's exporter shares equal constants (e.g. the zero biases of
+    freshly initialised convs) through ``Identity`` nodes; ONNX Runtime's
+    quantizer then finds no bias initializer, leaves the bias FP32 and the
+    conv outside its int8 kernels.
+
+    Returns:
+        int: Identities removed.
+    """
+    onnx = import_backend('onnx')
+    inits = {t.name: t for t in model.graph.initializer}
+    shared = [n for n in model.graph.node
+              if n.op_type == 'Identity' and n.input[0] in inits]
+    for node in shared:
+        copy_ = onnx.TensorProto()
+        copy_.CopyFrom(inits[node.input[0]])
+        copy_.name = node.output[0]
+        model.graph.initializer.append(copy_)
+        model.graph.node.remove(node)
+    return len(shared)
+
+
 def quantize_int8(model_path: str, out_path: str,
                   inputs: Sequence[np.ndarray]) -> int:
     """Write the INT8 QDQ model of ``model_path`` to ``out_path``.
@@ -135,9 +159,10 @@ def quantize_int8(model_path: str, out_path: str,
     onnx = import_backend('onnx')
     quantization = import_backend('onnxruntime.quantization')
     model = onnx.load(model_path)
+    inline_identities(model)
     nodes = network_nodes(model)
     quantization.quantize_static(
-        model_path, out_path, _Reader(model.graph.input[0].name, inputs),
+        model, out_path, _Reader(model.graph.input[0].name, inputs),
         quant_format=quantization.QuantFormat.QDQ, per_channel=True,
         activation_type=quantization.QuantType.QUInt8,
         weight_type=quantization.QuantType.QInt8,
