@@ -36,6 +36,8 @@ setup(
     ],
     extras_require={
         'tests': ['pytest>=8', 'pytest-xdist', 'hypothesis>=6', 'openmim'],
+        # ONNX export, ONNX Runtime / OpenVINO inference, INT8 (README).
+        'deploy': ['onnx>=1.16', 'onnxruntime>=1.18', 'openvino>=2024.0'],
     },
     license='Apache-2.0',
     zip_safe=False,

@@ -90,10 +90,10 @@ else
 fi
 
 # --- mmdet, test tools and the plugin itself ---------------------------------
-log "installing mmdet, pycocotools, openmim, pytest, hypothesis and ssd_plugin (editable)"
+log "installing mmdet, pycocotools, openmim, pytest, hypothesis, onnx, onnxruntime, openvino and ssd_plugin (editable)"
 pip_install -c "$TORCH_CONSTRAINT" "mmdet==$(pin mmdet)" "pycocotools==$(pin pycocotools)" \
   "openmim==$(pin openmim)"
-pip_install -c "$TORCH_CONSTRAINT" --no-build-isolation -e ".[tests]"
+pip_install -c "$TORCH_CONSTRAINT" --no-build-isolation -e ".[tests,deploy]"
 "$VPY" -c 'import mmcv.ops, mmdet, ssd_plugin; print("[setup] ssd_plugin", ssd_plugin.__version__, "| mmdet", mmdet.__version__, "| mmcv", mmcv.__version__, "| torch", __import__("torch").__version__)'
 echo "$fingerprint" > "$STAMP"
 log "done: activate with 'source .venv/bin/activate'"

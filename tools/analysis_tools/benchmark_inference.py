@@ -9,15 +9,19 @@ through ``tools/model_converters/from_mmdet.py``. All run interleaved in
 this process (``ssd_plugin.utils.benchmark``); printed: candidates per
 model, each contender's agreement with ``ssd_plugin``, medians, quartiles
 and ratios against ``mmdet``. To compare another path, append it to
-:func:`build_contenders`'s list. README "Speed" says what is measured.
+:func:`build_contenders`'s list. ``--deploy`` adds ours in torch BF16,
+ONNX Runtime FP32 / INT8 and OpenVINO FP32 / BF16 / INT8
+(``tools/deployment/benchmark_contenders.py``). README "Speed" and
+"Deploy" say what is measured.
 
 Usage::
 
     python tools/analysis_tools/benchmark_inference.py
         [--images a.jpg ...] [--random-images 3] [--rounds 10]
-        [--threads N] [--test-cfg {own,same}] [--seed 0]
+        [--threads N] [--test-cfg {own,same}] [--seed 0] [--deploy]
 """
 import argparse
+import importlib.util
 import logging
 import os
 import os.path as osp
@@ -177,8 +181,24 @@ def build_contenders(args: argparse.Namespace,
         counts = count_candidates(model, images, cfg['score_thr'])
         print(f'{name:>10}: score_thr={cfg["score_thr"]} (candidates per '
               f'image: {counts}), nms_pre={cfg["nms_pre"]}')
-    return [(BASELINE, partial(inference_detector, theirs)),
-            (REFERENCE, partial(inference_detector, ours))]
+    contenders = [(BASELINE, partial(inference_detector, theirs)),
+                  (REFERENCE, partial(inference_detector, ours))]
+    if args.deploy:  # ONNX Runtime / OpenVINO paths (README "Deploy")
+        with tempfile.TemporaryDirectory() as work_dir:  # sessions load it
+            contenders += _deployment().deployment_contenders(
+                ours, images, work_dir, args.threads)
+    return contenders
+
+
+def _deployment():
+    """``tools/deployment/benchmark_contenders.py`` as a module."""
+    path = osp.join(REPO_ROOT, 'tools', 'deployment',
+                    'benchmark_contenders.py')
+    spec = importlib.util.spec_from_file_location('benchmark_contenders',
+                                                  path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def print_agreement(contenders: Sequence[Contender],
@@ -219,6 +239,9 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
     parser.add_argument('--background-bias', type=float, default=7.0,
                         help="added to the calibrated head's background")
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--deploy', action='store_true',
+                        help='also ours in torch BF16, ONNX Runtime FP32/'
+                        'INT8 and OpenVINO FP32/BF16/INT8 (the deploy extra)')
     return parser.parse_args(argv)
 
 

@@ -1,0 +1,178 @@
+"""INT8 post-training quantization of an exported SSD (ONNX Runtime, QDQ).
+
+Static quantization: activation ranges calibrated (min/max) on real images
+passed through the config's test pipeline and data preprocessor, weights
+per output channel, symmetric int8; activations asymmetric uint8 (x86's
+u8 x s8 VNNI path). Only the network is quantized -- the convolutions,
+ReLUs, pools and additions of the backbone, neck and head; the L2 norm,
+softmax, box decoding and NMS stay FP32, since 8 bits of box coordinates
+would cost more accuracy than they save time. The result is a QDQ ONNX
+file that ONNX Runtime runs with int8 kernels and OpenVINO reads as its own
+quantized model.
+"""
+import copy
+import glob
+import os.path as osp
+from typing import Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmcv.transforms import Compose
+from mmdet.utils import get_test_pipeline_cfg
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+
+from ssd_plugin.deploy.backends import import_backend
+from ssd_plugin.registry import DATASETS, MODELS
+
+# The network's ops (quantized); torch's exporter names each node by its
+# module path, e.g. '/backbone/layer1/layer1.0/conv1/Conv'.
+NETWORK_OPS = ('Conv', 'Relu', 'Clip', 'MaxPool', 'AveragePool', 'Add')
+NETWORK_SCOPES = ('/backbone/', '/neck/', '/bbox_head/')
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+
+
+def _inputs(cfg: Config, samples: Iterator[dict]) -> Iterator[np.ndarray]:
+    """``(1, 3, H, W)`` float32 network inputs of pipeline outputs."""
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    for sample in samples:
+        with torch.no_grad():
+            batch = preprocessor(pseudo_collate([sample]), False)
+        yield batch['inputs'].float().contiguous().numpy()
+
+
+def calibration_inputs(cfg: Config, num_images: int,
+                       image_dir: Optional[str] = None
+                       ) -> List[np.ndarray]:
+    """Network inputs of ``num_images`` calibration images.
+
+    Args:
+        cfg (Config): The model's config.
+        num_images (int): Images to use, spread evenly over the set.
+        image_dir (str, optional): A folder of images (no annotations
+            needed); None: the config's train set, through the test
+            pipeline (no augmentation).
+
+    Returns:
+        list[np.ndarray]: ``(1, 3, H, W)`` float32 arrays.
+
+    Raises:
+        ValueError: If ``num_images < 1`` or no image is found.
+    """
+    if num_images < 1:
+        raise ValueError(f'num_images={num_images}; calibrate on at least '
+                         'one image (a few hundred is typical)')
+    init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
+    pipeline = get_test_pipeline_cfg(cfg)
+    if image_dir is not None:
+        paths = sorted(p for p in glob.glob(osp.join(image_dir, '*'))
+                       if p.lower().endswith(IMAGE_SUFFIXES))
+        if not paths:
+            raise ValueError(f'no {IMAGE_SUFFIXES} images in {image_dir!r}')
+        step = max(len(paths) // num_images, 1)
+        transform = Compose(pipeline)
+        samples = (transform(dict(img_path=p, img_id=i))
+                   for i, p in enumerate(paths[::step][:num_images]))
+        return list(_inputs(cfg, samples))
+    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset,
+                                  pipeline=pipeline))
+    if len(dataset) == 0:
+        raise ValueError('the config\'s train set is empty; pass --images')
+    step = max(len(dataset) // num_images, 1)
+    indices = range(0, len(dataset), step)[:num_images]
+    return list(_inputs(cfg, (dataset[i] for i in indices)))
+
+
+def array_inputs(cfg: Config,
+                 images: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Network inputs of BGR image arrays (as ``inference_detector``).
+
+    Args:
+        cfg (Config): The model's config.
+        images (Sequence[np.ndarray]): ``(h, w, 3)`` uint8 BGR.
+
+    Returns:
+        list[np.ndarray]: ``(1, 3, H, W)`` float32 arrays.
+    """
+    init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
+    pipeline = copy.deepcopy(get_test_pipeline_cfg(cfg))
+    pipeline[0].type = 'mmdet.LoadImageFromNDArray'
+    transform = Compose(pipeline)
+    return list(_inputs(cfg, (transform(dict(img=im, img_id=i))
+                              for i, im in enumerate(images))))
+
+
+class _Reader:
+    """ONNX Runtime's ``CalibrationDataReader`` over a list of arrays."""
+
+    def __init__(self, input_name: str, arrays: Sequence[np.ndarray]):
+        self.items = iter([{input_name: a} for a in arrays])
+
+    def get_next(self) -> Optional[dict]:
+        return next(self.items, None)
+
+
+def network_nodes(model) -> List[str]:
+    """Names of the nodes of :data:`NETWORK_OPS` in the network's scope."""
+    return [n.name for n in model.graph.node
+            if n.op_type in NETWORK_OPS and n.name.startswith(NETWORK_SCOPES)]
+
+
+def inline_identities(model) -> int:
+    """Give each ``Identity`` of an initializer its own copy, in place.
+
+    torch's exporter shares equal constants (e.g. the zero biases of
+    freshly initialised convs) through ``Identity`` nodes; ONNX Runtime's
+    quantizer then finds no bias initializer, leaves the bias FP32 and the
+    conv outside its int8 kernels.
+
+    Returns:
+        int: Identities removed.
+    """
+    onnx = import_backend('onnx')
+    inits = {t.name: t for t in model.graph.initializer}
+    shared = [n for n in model.graph.node
+              if n.op_type == 'Identity' and n.input[0] in inits]
+    for node in shared:
+        copy_ = onnx.TensorProto()
+        copy_.CopyFrom(inits[node.input[0]])
+        copy_.name = node.output[0]
+        model.graph.initializer.append(copy_)
+        model.graph.node.remove(node)
+    return len(shared)
+
+
+def quantize_int8(model_path: str, out_path: str,
+                  inputs: Sequence[np.ndarray]) -> int:
+    """Write the INT8 QDQ model of ``model_path`` to ``out_path``.
+
+    Args:
+        model_path (str): FP32 export (end2end or raw).
+        out_path (str): Quantized ``.onnx`` file; keeps the metadata.
+        inputs (Sequence[np.ndarray]): Calibration inputs from
+            :func:`calibration_inputs`.
+
+    Returns:
+        int: Number of network nodes quantized.
+    """
+    onnx = import_backend('onnx')
+    quantization = import_backend('onnxruntime.quantization')
+    model = onnx.load(model_path)
+    inline_identities(model)
+    nodes = network_nodes(model)
+    quantization.quantize_static(
+        model, out_path, _Reader(model.graph.input[0].name, inputs),
+        quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+        activation_type=quantization.QuantType.QUInt8,
+        weight_type=quantization.QuantType.QInt8,
+        op_types_to_quantize=list(NETWORK_OPS), nodes_to_quantize=nodes,
+        calibrate_method=quantization.CalibrationMethod.MinMax,
+        # Merge ranges every 16 images: SSD300 keeps ~100 MB of
+        # activations per image.
+        extra_options=dict(CalibMaxIntermediateOutputs=16))
+    quantized = onnx.load(out_path)
+    onnx.helper.set_model_props(
+        quantized, {p.key: p.value for p in model.metadata_props})
+    onnx.save(quantized, out_path)
+    return len(nodes)

@@ -1,0 +1,300 @@
+"""Deployment: ONNX export, ONNX Runtime / OpenVINO parity, bad input.
+
+The model is the quickstart config's (input 128) with random weights whose
+head is spread to trained-like scores (as in the mmdet equivalence test),
+so that hundreds of detections of every class and score come out. The torch
+model (mmdet's ``inference_detector`` / ``test_step``) is the reference:
+the exported models must give >= 99% identical detections (IoU > 0.99,
+same label, |score difference| < 1e-3) on a photograph and random
+non-square images, at batch 1 and 4.
+"""
+import os.path as osp
+
+import cv2
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from mmcv.transforms import Compose
+from mmdet.apis import inference_detector, init_detector
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import DefaultScope
+
+from ssd_plugin.deploy import DeployedDetector, bf16_network, read_metadata
+from ssd_plugin.deploy.backends import build_session
+from ssd_plugin.deploy.export import End2EndSSD, deploy_test_cfg
+from ssd_plugin.models.ssd_head import flatten_levels
+from ssd_plugin.utils.benchmark import detection_agreement
+
+onnx = pytest.importorskip('onnx', reason='the deploy extra')
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(REPO_ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
+PHOTO = osp.join(osp.dirname(matplotlib.__file__), 'mpl-data',
+                 'sample_data', 'grace_hopper.jpg')
+BACKENDS = ('onnxruntime', 'openvino')
+
+
+def _load_tool(name: str):
+    import importlib.util
+    path = osp.join(REPO_ROOT, 'tools', 'deployment', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'deploy_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def images():
+    """BGR: the photograph (600x512) and five random non-square images."""
+    rng = np.random.default_rng(0)
+    shapes = [(240, 320), (411, 257), (128, 300), (333, 500), (97, 131)]
+    return [cv2.imread(PHOTO)] + [
+        rng.integers(0, 256, (*s, 3), dtype=np.uint8) for s in shapes]
+
+
+def spread_head(model, image: np.ndarray) -> None:
+    """Class logits of std 1.5 per level, background +3, unit offsets."""
+    head = model.bbox_head
+    inputs = model.data_preprocessor(_batch(model.cfg, [image]))['inputs']
+    with torch.no_grad():
+        feats = model.extract_feat(inputs)
+        for feat, cls, reg in zip(feats, head.cls_convs, head.reg_convs):
+            for conv, std in ((cls, 1.5), (reg, 1.)):
+                conv.bias.zero_()
+                conv.weight.mul_(std / conv(feat).std())
+            cls.bias[head.cls_out_channels - 1::head.cls_out_channels] = 3.
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """``(torch model, config path, end2end .onnx, raw .onnx)``."""
+    folder = tmp_path_factory.mktemp('deploy')
+    torch.manual_seed(0)
+    model = init_detector(CONFIG, None, device='cpu').eval()
+    spread_head(model, images()[0])
+    checkpoint = str(folder / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(dataset_meta=dict(
+                        classes=model.cfg.metainfo.classes))), checkpoint)
+    model = init_detector(CONFIG, checkpoint, device='cpu').eval()
+    tool = _load_tool('export_onnx')
+    end2end, raw = str(folder / 'e2e.onnx'), str(folder / 'raw.onnx')
+    meta = tool.main([CONFIG, checkpoint, end2end])
+    assert meta['ssd_plugin.input_size'] == '128,128'
+    tool.main([CONFIG, checkpoint, raw, '--mode', 'raw'])
+    return model, end2end, raw
+
+
+def _batch(cfg, imgs):
+    with DefaultScope.overwrite_default_scope('ssd_plugin'):
+        pipeline = cfg.test_dataloader.dataset.pipeline.copy()
+        pipeline[0] = dict(type='mmdet.LoadImageFromNDArray')
+        pipeline = Compose(pipeline)
+        return pseudo_collate([pipeline(dict(img=im, img_id=i))
+                               for i, im in enumerate(imgs)])
+
+
+def _agreement(reference, results):
+    matched = total = 0
+    for ref, res in zip(reference, results):
+        assert res.ori_shape == ref.ori_shape
+        m, t = detection_agreement(ref.pred_instances, res.pred_instances)
+        matched, total = matched + m, total + t
+    return matched / total, total
+
+
+def test_end2end_graph_in_torch_is_the_heads_inference(exported):
+    """The graph's fixed-shape selection, run eagerly, against the head."""
+    model = exported[0]
+    wrapper = End2EndSSD(model, (128, 128)).eval()
+    inputs = torch.randn(3, 3, 128, 128)
+    metas = [dict(img_shape=(128, 128), scale_factor=(1., 1.),
+                  batch_input_shape=(128, 128))] * 3
+    with torch.no_grad():
+        dets, labels = wrapper(inputs)
+        expected = model.bbox_head.predict_by_feat(
+            *model.bbox_head(model.extract_feat(inputs)),
+            batch_img_metas=metas)
+    assert dets.shape == (3, 200, 5) and labels.dtype == torch.int64
+    for det, label, exp in zip(dets, labels, expected):
+        assert len(exp) > 100  # a meaningful reference
+        found = det[:, 4] > 0
+        assert (det[~found] == 0).all() and (label[~found] == 0).all()
+        assert torch.equal(label[found], exp.labels)
+        torch.testing.assert_close(det[found, 4], exp.scores)
+        torch.testing.assert_close(det[found, :4], exp.bboxes)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_parity_at_batch_1_and_4(exported, backend):
+    model, end2end, _ = exported
+    pytest.importorskip(backend)
+    deployed = DeployedDetector(end2end, model.cfg, backend, 'f32')
+    imgs = images()
+    # Batch 1 through mmdet's own inference_detector, on both.
+    fraction, total = _agreement(inference_detector(model, imgs),
+                                 inference_detector(deployed, imgs))
+    assert total > 6 * 100 and fraction >= 0.99, (fraction, total)
+    batch = _batch(model.cfg, imgs[:4])
+    with torch.no_grad():
+        fraction, _ = _agreement(model.test_step(batch),
+                                 deployed.test_step(batch))
+    assert fraction >= 0.99
+
+
+def test_raw_outputs_are_the_heads(exported):
+    model, _, raw = exported
+    session = build_session(raw, 'onnxruntime')
+    inputs = torch.randn(2, 3, 128, 128)
+    logits, deltas, priors = session(inputs.numpy())
+    with torch.no_grad():
+        cls_scores, bbox_preds = model.bbox_head(model.extract_feat(inputs))
+    head = model.bbox_head
+    np.testing.assert_allclose(
+        logits, flatten_levels(cls_scores, head.cls_out_channels).numpy(),
+        atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        deltas, flatten_levels(bbox_preds, 4).numpy(), atol=1e-4, rtol=0)
+    expected = head._priors(cls_scores, [dict(batch_input_shape=(128, 128))])
+    assert priors.shape == (1524, 4)  # 16^2*4 + 8^2*6 + 4^2*6 + 2^2*4 + 4
+    np.testing.assert_allclose(priors, expected.numpy(), atol=1e-4, rtol=0)
+
+
+def test_metadata_and_baked_test_cfg(exported):
+    meta = read_metadata(exported[1])
+    assert meta['mode'] == 'end2end' and meta['input_size'] == (128, 128)
+    assert meta['num_classes'] == 4
+    assert meta['classes'] == ['circle', 'square', 'triangle', 'star']
+    assert meta['test_cfg'] == dict(score_thr=0.01, nms_pre=1000,
+                                    iou_threshold=0.45, max_per_img=200,
+                                    min_bbox_size=0.)
+    assert read_metadata(exported[2])['mode'] == 'raw'
+
+
+def test_torch_bf16_is_close_and_restores_the_model(exported):
+    model = exported[0]
+    imgs = images()[:2]
+    reference = inference_detector(model, imgs)
+    with bf16_network(model):
+        results = inference_detector(model, imgs)
+    assert 'extract_feat' not in vars(model)
+    assert 'forward' not in vars(model.bbox_head)
+    for ref, res in zip(reference, results):
+        a, b = ref.pred_instances, res.pred_instances
+        assert b.bboxes.dtype == torch.float32
+        # bf16 logits move scores by ~1e-2: same top detection, near box.
+        assert a.labels[0] == b.labels[0]
+        torch.testing.assert_close(a.scores[:5], b.scores[:5], atol=0.05,
+                                   rtol=0)
+
+
+# --- bad input ---------------------------------------------------------------
+
+def test_model_exported_at_another_size(exported):
+    model, end2end, raw = exported
+    cfg = Config.fromfile(CONFIG)
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step['type'] == 'Resize':
+            step['scale'] = (96, 96)
+    deployed = DeployedDetector(end2end, cfg, 'onnxruntime')
+    with pytest.raises(ValueError, match='96x96 network inputs but the model '
+                       'was exported at 128x128'):
+        inference_detector(deployed, images()[0])
+    # The graph itself has a static input size.
+    with pytest.raises(Exception, match='(?i)dimension|shape'):
+        build_session(raw, 'onnxruntime')(
+            np.zeros((1, 3, 96, 96), np.float32))
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_missing_backend_names_the_extra(exported, monkeypatch, backend):
+    monkeypatch.setitem(__import__('sys').modules, backend, None)
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[deploy\]'"):
+        DeployedDetector(exported[1], exported[0].cfg, backend)
+
+
+def test_onnx_file_not_ours(tmp_path, exported):
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node('Identity', ['x'], ['y'])], 'other',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1])])
+    path = str(tmp_path / 'other.onnx')
+    onnx.save(helper.make_model(graph), path)
+    with pytest.raises(ValueError, match='not exported by ssd_plugin'):
+        DeployedDetector(path, exported[0].cfg)
+    text = tmp_path / 'notes.onnx'
+    text.write_text('not a model')
+    with pytest.raises(ValueError, match='is not an ONNX model'):
+        read_metadata(str(text))
+    with pytest.raises(FileNotFoundError, match='export_onnx.py'):
+        read_metadata(str(tmp_path / 'missing.onnx'))
+    with pytest.raises(ValueError, match="'raw' export"):
+        DeployedDetector(exported[2], exported[0].cfg)
+
+
+@pytest.mark.parametrize('test_cfg, message', [
+    (dict(nms=dict(type='soft_nms', iou_threshold=0.5), max_per_img=10),
+     'plain NMS only'),
+    (dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=10,
+          min_bbox_size=4), 'original-image pixels'),
+    (dict(nms=dict(type='nms', iou_threshold=0.5)), 'max_per_img > 0'),
+    (None, 'max_per_img > 0'),
+])
+def test_test_cfg_the_graph_cannot_hold(test_cfg, message):
+    with pytest.raises(ValueError, match=message):
+        deploy_test_cfg(test_cfg)
+
+
+def test_unknown_backend_and_precision(exported):
+    with pytest.raises(ValueError, match="use one of \\('onnxruntime'"):
+        build_session(exported[1], 'tensorrt')
+    with pytest.raises(ValueError, match='not available on onnxruntime'):
+        build_session(exported[1], 'onnxruntime', 'bf16')
+
+
+# --- INT8 --------------------------------------------------------------------
+
+def test_int8_quantizes_the_network_only_and_stays_close(exported, tmp_path):
+    """Calibrated on a folder of images; compared with the FP32 export.
+
+    Random weights have no accuracy to measure (the README gives the
+    quickstart model's held-out mAP); here the INT8 model must keep most of
+    FP32's 50 best detections of each image (same label, IoU > 0.5, score
+    within 0.1; measured: 44-50 of 50 on both backends).
+    """
+    model, end2end, _ = exported
+    imgs = images()
+    folder = tmp_path / 'calibration'
+    folder.mkdir()
+    for index, image in enumerate(imgs):
+        cv2.imwrite(str(folder / f'{index}.png'), image)
+    out = str(tmp_path / 'int8.onnx')
+    nodes = _load_tool('quantize').main(
+        [CONFIG, end2end, out, '--images', str(folder), '--num-images', '6'])
+    quantized = onnx.load(out)
+    network = ('/backbone/', '/neck/', '/bbox_head/')
+    convs = [n for n in quantized.graph.node if n.op_type == 'Conv']
+    assert len(convs) == 31 and nodes > len(convs)  # 21 + 6 + 2 * 5, ReLUs
+    weights = {n.output[0]: n for n in quantized.graph.node
+               if n.op_type == 'DequantizeLinear'}
+    assert all(c.input[1] in weights for c in convs)  # int8 weights
+    # Decoding and NMS stay FP32: nothing quantized outside the network.
+    producers = {o: n for n in quantized.graph.node for o in n.output}
+    for node in quantized.graph.node:
+        if node.op_type == 'QuantizeLinear':
+            source = producers.get(node.input[0])
+            assert source is None or source.name.startswith(network) or \
+                source.op_type == 'DequantizeLinear', source.name
+    assert read_metadata(out) == read_metadata(end2end)
+    reference = inference_detector(
+        DeployedDetector(end2end, model.cfg, 'onnxruntime'), imgs)
+    for backend in BACKENDS:
+        pytest.importorskip(backend)
+        results = inference_detector(
+            DeployedDetector(out, model.cfg, backend), imgs)
+        for ref, res in zip(reference, results):
+            matched, _ = detection_agreement(ref.pred_instances[:50],
+                                       res.pred_instances, 0.5, 0.1)
+            assert matched >= 40, (backend, matched)

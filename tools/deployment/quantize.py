@@ -1,0 +1,57 @@
+"""INT8 post-training quantization of an exported SSD (static, QDQ).
+
+Usage::
+
+    python tools/deployment/quantize.py CONFIG MODEL.onnx OUT.onnx
+        [--images DIR] [--num-images 100]
+
+Calibrates activation ranges on ``--num-images`` images of the config's
+train set passed through its test pipeline, or of the images in ``DIR``
+(no annotations needed); weights per channel (``ssd_plugin.deploy.quantize``).
+Run the result as any export: ``test_deployed.py CONFIG OUT.onnx --backend
+onnxruntime`` or ``--backend openvino``.
+"""
+import argparse
+import os.path as osp
+import sys
+import time
+from typing import List, Optional
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from mmengine.config import Config  # noqa: E402
+
+from ssd_plugin.deploy.quantize import (calibration_inputs,  # noqa: E402
+                                        quantize_int8)
+from ssd_plugin.deploy.runtime import read_metadata  # noqa: E402
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('model', help='FP32 .onnx from export_onnx.py')
+    parser.add_argument('out', help='quantized .onnx to write')
+    parser.add_argument('--images', default=None,
+                        help='folder of calibration images (default: the '
+                        "config's train set)")
+    parser.add_argument('--num-images', type=int, default=100)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Calibrate, quantize, write ``out``; return the nodes quantized."""
+    args = parse_args(argv)
+    read_metadata(args.model)  # ours, or a clear error
+    cfg = Config.fromfile(args.config)
+    start = time.perf_counter()
+    inputs = calibration_inputs(cfg, args.num_images, args.images)
+    nodes = quantize_int8(args.model, args.out, inputs)
+    print(f'[quantize] {args.out}: {nodes} network nodes INT8, calibrated '
+          f'on {len(inputs)} images in {time.perf_counter() - start:.0f} s')
+    return nodes
+
+
+if __name__ == '__main__':
+    main()
