@@ -11,6 +11,13 @@ successful samplers uniformly (``GenerateBatchSamples`` + ``rand() % n``).
 Here all trials of all samplers are drawn at once and tested against all
 boxes in one (S * T, N) IoU matrix.
 
+The constraint is a choice (``constraint``): Caffe's ``'any'`` (one box
+with the IoU suffices, the paper's recipes) or ``'all'``, mmdet's
+``MinIoURandomCrop`` rule (every proper box must have the IoU; mmdet retries
+random modes until one succeeds, which picking uniformly among the samplers
+that succeeded approximates). ``'all'`` crops less often and less deeply:
+the README says when to choose which.
+
 Differences from Caffe, on purpose: a trial also needs its overlapping box
 to be kept by the crop (centre inside, as mmdet and ssd.pytorch require), so
 no crop loses every object; crops are whole pixels and the boxes are
@@ -30,6 +37,9 @@ from mmcv.transforms.utils import cache_randomness
 from mmdet.structures.bbox import HorizontalBoxes, autocast_box_type
 
 from ssd_plugin.registry import TRANSFORMS
+
+# Which boxes must have a sampler's IoU: Caffe's and mmdet's rules.
+CONSTRAINTS = ('any', 'all')
 
 
 class CropChoice(NamedTuple):
@@ -140,19 +150,24 @@ def kept_boxes(crops: np.ndarray, boxes: np.ndarray) -> np.ndarray:
             & proper[None, :])
 
 
-def first_valid_trials(crops: np.ndarray, boxes: np.ndarray,
-                       min_ious: np.ndarray) -> np.ndarray:
+def first_valid_trials(crops: np.ndarray,
+                       boxes: np.ndarray,
+                       min_ious: np.ndarray,
+                       constraint: str = 'any') -> np.ndarray:
     """Index of each sampler's first successful trial, -1 if none succeeds.
 
-    A trial succeeds when at least one box has IoU >= the sampler's
-    threshold with it (Caffe's rule; mmdet's ``MinIoURandomCrop`` demands
-    all boxes) and is kept by it (:func:`kept_boxes`; as in mmdet and
-    ssd.pytorch, so that a crop never loses every object).
+    Every successful trial keeps at least one box (:func:`kept_boxes`; as in
+    mmdet and ssd.pytorch, so that a crop never loses every object). Beyond
+    that, with ``constraint='any'`` (Caffe's ``SatisfySampleConstraint``)
+    some kept box has IoU >= the sampler's threshold; with ``'all'``
+    (mmdet's ``MinIoURandomCrop``) every proper box, kept or not, has it.
+    Degenerate boxes are left out of ``'all'``: every crop drops them.
 
     Args:
         crops: (S, T, 4) integer crops.
         boxes: (N, 4) boxes.
         min_ious: (S,) thresholds.
+        constraint: One of :data:`CONSTRAINTS`. Defaults to 'any'.
 
     Returns:
         np.ndarray: (S,) int64 trial indices or -1.
@@ -163,7 +178,12 @@ def first_valid_trials(crops: np.ndarray, boxes: np.ndarray,
     flat = crops.reshape(-1, 4)
     iou = box_iou(flat, boxes).reshape(num_samplers, num_trials, -1)
     kept = kept_boxes(flat, boxes).reshape(iou.shape)
-    success = ((iou >= min_ious[:, None, None]) & kept).any(axis=-1)
+    enough = iou >= min_ious[:, None, None]
+    if constraint == 'any':
+        success = (enough & kept).any(axis=-1)
+    else:
+        proper = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        success = (enough | ~proper).all(axis=-1) & kept.any(axis=-1)
     return np.where(success.any(axis=1), success.argmax(axis=1), -1)
 
 
@@ -221,12 +241,13 @@ def _check_pair(name: str, value: Sequence[float], low: float, high: float,
 
 @TRANSFORMS.register_module()
 class RandomIoUCrop(BaseTransform):
-    """Crop a patch that overlaps some object by a random minimum IoU.
+    """Crop a patch that overlaps the objects by a random minimum IoU.
 
     The candidates are the whole image plus, for each threshold in
     ``min_ious`` and for one unconstrained sampler, the first of
-    ``max_trials`` random patches in which some kept box has IoU >= the
-    threshold; one candidate is chosen uniformly (see the module docstring
+    ``max_trials`` random patches that meets the threshold under
+    ``constraint`` (:func:`first_valid_trials`); one candidate is chosen
+    uniformly (see the module docstring
     for Caffe's procedure). An image without proper boxes is kept whole.
     Boxes are kept by :func:`kept_boxes` (centre in the crop, positive size)
     in every mode, the whole image included, then shifted and clipped to the
@@ -259,14 +280,25 @@ class RandomIoUCrop(BaseTransform):
         aspect_ratio_range: (min, max) patch width / height relative to the
             image's. Defaults to (0.5, 2.0).
         max_trials: Patches tried per sampler. Defaults to 50.
+        constraint: Which boxes must have the IoU: ``'any'`` (one kept box,
+            Caffe's rule and the paper's) or ``'all'`` (every proper box,
+            mmdet's ``MinIoURandomCrop``; fewer and shallower crops, better
+            on short schedules and small sets, see the README). Defaults to
+            'any'.
     """
 
     def __init__(self,
                  min_ious: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
                  scale_range: Sequence[float] = (0.3, 1.0),
                  aspect_ratio_range: Sequence[float] = (0.5, 2.0),
-                 max_trials: int = 50) -> None:
+                 max_trials: int = 50,
+                 constraint: str = 'any') -> None:
         super().__init__()
+        if constraint not in CONSTRAINTS:
+            raise ValueError(
+                f'constraint must be one of {CONSTRAINTS}, got '
+                f"{constraint!r}; 'any' is the paper's (Caffe), 'all' "
+                f"mmdet's MinIoURandomCrop")
         if any(not 0.0 <= t <= 1.0 for t in min_ious):
             raise ValueError(
                 f'min_ious must lie in [0, 1], got {tuple(min_ious)}; the '
@@ -281,6 +313,7 @@ class RandomIoUCrop(BaseTransform):
                                               aspect_ratio_range, 0.0, np.inf,
                                               '(0.5, 2.0)')
         self.max_trials = max_trials
+        self.constraint = constraint
         # The unconstrained sampler is a threshold of 0: any kept box will do.
         self._thresholds = np.array(self.min_ious + (0.0, ), dtype=np.float64)
 
@@ -308,7 +341,8 @@ class RandomIoUCrop(BaseTransform):
         patches = trials_from_uniforms(self._draw_uniforms(), self.scale_range,
                                        self.aspect_ratio_range)
         crops = to_pixel_crops(patches, img_hw)
-        first = first_valid_trials(crops, boxes, self._thresholds)
+        first = first_valid_trials(crops, boxes, self._thresholds,
+                                   self.constraint)
         candidates: List[CropChoice] = [
             CropChoice(np.array([0, 0, w, h], dtype=np.int64), None)
         ]
@@ -336,4 +370,5 @@ class RandomIoUCrop(BaseTransform):
         return (f'{self.__class__.__name__}(min_ious={self.min_ious}, '
                 f'scale_range={self.scale_range}, '
                 f'aspect_ratio_range={self.aspect_ratio_range}, '
-                f'max_trials={self.max_trials})')
+                f'max_trials={self.max_trials}, '
+                f'constraint={self.constraint!r})')
