@@ -12,7 +12,7 @@ crops do. Examples::
 
     python tools/analysis_tools/compare_with_mmdet.py \\
         configs/quickstart/ssd_shapes.py --seeds 0 1 2 \\
-        --cfg-options train_cfg.max_epochs=12
+        --cfg-options train_dataloader.dataset.pipeline.4.constraint=all
     python tools/analysis_tools/compare_with_mmdet.py CONFIG --crop-stats 2000
 """
 import argparse
@@ -31,7 +31,9 @@ import ssd_plugin  # noqa: F401  (registers our components)
 from ssd_plugin.registry import DATASETS, MODELS, TRANSFORMS
 
 # Our transform -> mmdet's, from the built transform (defaults resolved).
-# mmdet's crop has no scale maximum or aspect range (fixed [0.5, 2]).
+# The numbers pass through as mmdet's own SSD config has them: its hue_delta
+# is in degrees (ours: 2-degree units) and it also swaps channels half the
+# time; its crop has no scale maximum or aspect range (fixed [0.5, 2]).
 TO_MMDET = {
     'RandomPhotometricDistort': lambda t: dict(
         type='mmdet.PhotoMetricDistortion',
