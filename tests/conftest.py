@@ -72,7 +72,7 @@ def shapes_root(tmp_path_factory) -> str:
     ``{root}/VOCdevkit/VOC2007`` (4 trainval + 4 test) and ``VOC2012``
     (4 trainval). Tests must not modify it (copy it first).
     """
-    from ssd_plugin.datasets.shapes import make_shapes
+    from ssd_plugin.testing.shapes import make_shapes
     root = str(tmp_path_factory.mktemp('shapes'))
     make_shapes(root, num_train=8, num_val=4, img_size=64, fmt='both',
                 seed=0, progress=False)

@@ -216,7 +216,7 @@ def test_tool_errors_name_the_value(tool, tmp_path):
 
 
 def test_make_shapes_draws_objects_in_the_scale_range(tmp_path):
-    from ssd_plugin.datasets.shapes import make_shapes
+    from ssd_plugin.testing.shapes import make_shapes
     paths = make_shapes(str(tmp_path), num_train=6, num_val=0, img_size=128,
                         seed=0, progress=False, scale_range=(0.04, 0.1))
     with open(paths['coco_train']) as f:

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ssd_plugin.datasets import CheckedCocoDataset, CheckedVOCDataset
-from ssd_plugin.datasets.shapes import SHAPE_CLASSES
+from ssd_plugin.testing.shapes import SHAPE_CLASSES
 from ssd_plugin.engine.finite_loss_check_hook import (FiniteLossCheckHook,
                                                       format_losses,
                                                       non_finite_terms)

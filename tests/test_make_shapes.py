@@ -1,4 +1,4 @@
-"""Tests of the synthetic shapes generator (ssd_plugin.datasets.shapes).
+"""Tests of the synthetic shapes generator (ssd_plugin.testing.shapes).
 
 Expected values come from hand geometry, from pycocotools / ElementTree
 reading the files back, and from the drawn pixels themselves.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from ssd_plugin.datasets.shapes import (SHAPE_CLASSES, draw_image,
+from ssd_plugin.testing.shapes import (SHAPE_CLASSES, draw_image,
                                         make_shapes, mask_to_xywh,
                                         overlap_over_smaller, shape_mask,
                                         shape_polygon, textured_background)

@@ -13,7 +13,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from ssd_plugin.datasets.shapes import make_shapes
+from ssd_plugin.testing.shapes import make_shapes
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

@@ -256,8 +256,9 @@ def test_first_valid_trials_takes_the_first_success_per_sampler():
         [-1, -1])
 
 
-def test_sampled_crop_meets_the_iou_it_drew():
-    transform = RandomIoUCrop()
+@pytest.mark.parametrize('constraint', ['any', 'all'])
+def test_sampled_crop_meets_the_iou_it_drew(constraint):
+    transform = RandomIoUCrop(constraint=constraint)
     rng = np.random.default_rng(3)
     modes = []
     for seed in range(300):
@@ -280,13 +281,51 @@ def test_sampled_crop_meets_the_iou_it_drew():
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] +
                                                    boxes[:, 3]) / 2
         inside = (cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)
-        assert (inside & (iou >= choice.min_iou - 1e-5)).any()
+        enough = iou >= choice.min_iou - 1e-5
+        if constraint == 'any':
+            assert (inside & enough).any()
+        else:  # mmdet's rule: every box has the IoU, one centre inside
+            assert enough.all() and inside.any()
     # The samplers that rarely fail on random boxes all get picked; the whole
     # image, always a candidate, at least about 1/7 of the time.
-    assert {None, 0.0, 0.1, 0.3, 0.5
-            } <= set(modes) <= {None, 0.0, 0.1, 0.3, 0.5, 0.7, 0.9}
+    assert {None, 0.0, 0.1, 0.3} <= set(modes) <= {
+        None, 0.0, 0.1, 0.3, 0.5, 0.7, 0.9}
     assert modes.count(None) / len(modes) > 1 / 7 - 4 * math.sqrt(
         1 / 7 * 6 / 7 / 300)
+    if constraint == 'any':
+        assert 0.5 in modes
+
+
+def test_first_valid_trials_all_boxes_rule_by_hand():
+    boxes = np.array([[0, 0, 10, 10], [10, 0, 20, 10], [5, 5, 5, 9]],
+                     np.float32)  # the third is degenerate: left out
+    crops = np.array([[[0, 0, 10, 10], [0, 0, 20, 10], [0, 0, 40, 10]]])
+    # IoUs with the proper boxes: (1, 0), (0.5, 0.5), (0.25, 0.25).
+    for constraint, expected in (('any', [0]), ('all', [1])):
+        np.testing.assert_array_equal(
+            first_valid_trials(crops, boxes, np.array([0.5]), constraint),
+            expected)
+    np.testing.assert_array_equal(
+        first_valid_trials(crops, boxes, np.array([0.6]), 'all'), [-1])
+    # The unconstrained sampler (0) needs one kept box under either rule.
+    np.testing.assert_array_equal(
+        first_valid_trials(crops, boxes, np.array([0.0]), 'all'), [0])
+    only_degenerate = boxes[2:]
+    np.testing.assert_array_equal(
+        first_valid_trials(crops, only_degenerate, np.array([0.0]), 'all'),
+        [-1])
+
+
+def test_all_boxes_rule_falls_back_where_caffe_crops():
+    # The example below: with mmdet's rule no 0.7-IoU crop holds both boxes,
+    # so only the whole image and the unconstrained sampler remain.
+    boxes = np.array([[0, 0, 80, 80], [95, 95, 97, 97]], np.float32)
+    transform = RandomIoUCrop(min_ious=(0.7, ), constraint='all')
+    modes = set()
+    for seed in range(50):
+        np.random.seed(seed)
+        modes.add(transform._sample_crop((100, 100), boxes).min_iou)
+    assert modes == {None, 0.0}
 
 
 def test_one_overlapping_box_suffices_caffe_rule():
@@ -388,7 +427,8 @@ def test_crop_accepts_numpy_boxes_and_returns_numpy():
     dict(scale_range=(0, 1)),
     dict(scale_range=(0.5, 1.5)),
     dict(aspect_ratio_range=(2, 1)),
-    dict(max_trials=0)
+    dict(max_trials=0),
+    dict(constraint='every')
 ])
 def test_crop_bad_arguments(kwargs):
     with pytest.raises(ValueError):
@@ -398,8 +438,9 @@ def test_crop_bad_arguments(kwargs):
 def test_registered_with_paper_defaults():
     crop = TRANSFORMS.build(dict(type='RandomIoUCrop'))
     assert (crop.min_ious, crop.scale_range, crop.aspect_ratio_range,
-            crop.max_trials) == ((0.1, 0.3, 0.5, 0.7, 0.9), (0.3, 1.0),
-                                 (0.5, 2.0), 50)
+            crop.max_trials, crop.constraint) == ((0.1, 0.3, 0.5, 0.7, 0.9),
+                                                  (0.3, 1.0), (0.5, 2.0), 50,
+                                                  'any')
     zoom = TRANSFORMS.build(
         dict(type='RandomZoomOut', mean=MEAN, ratio_range=(1, 4), prob=0.5))
     assert isinstance(zoom, RandomZoomOut) and zoom.ratio_range == (1.0, 4.0)

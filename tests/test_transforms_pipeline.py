@@ -133,7 +133,9 @@ def test_any_order_keeps_samples_consistent(order, results):
     run_checked(ORDERS[order], results)
 
 
-@pytest.mark.parametrize('transform', SSD, ids=lambda cfg: cfg['type'])
+@pytest.mark.parametrize(
+    'transform', SSD + [dict(type='RandomIoUCrop', constraint='all')],
+    ids=lambda cfg: cfg['type'] + cfg.get('constraint', ''))
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(results=samples())
 def test_each_transform_alone_keeps_samples_consistent(transform, results):

@@ -45,7 +45,7 @@ def ensure_data(data_root: str, cfg: Config) -> None:
     A set counts as there when both annotation files exist and hold the
     configured number of images; anything else is written anew.
     """
-    from ssd_plugin.datasets.shapes import make_shapes
+    from ssd_plugin.testing.shapes import make_shapes
     wanted = {'train': cfg.shapes_set['num_train'],
               'val': cfg.shapes_set['num_val']}
     found = {}

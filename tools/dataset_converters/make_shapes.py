@@ -5,7 +5,7 @@ Example::
     python tools/dataset_converters/make_shapes.py data/shapes \
         --num-train 400 --num-val 100 --img-size 128 --format both
 
-The generator itself is :func:`ssd_plugin.datasets.shapes.make_shapes`
+The generator itself is :func:`ssd_plugin.testing.shapes.make_shapes`
 (re-exported here), so scripts and tests call it without a subprocess.
 The VOC layout needs the class names in the config:
 ``metainfo=dict(classes=('circle', 'square', 'triangle', 'star'))``.
@@ -13,7 +13,7 @@ The VOC layout needs the class names in the config:
 import argparse
 from typing import List, Optional
 
-from ssd_plugin.datasets.shapes import FORMATS, SHAPE_CLASSES, make_shapes
+from ssd_plugin.testing.shapes import FORMATS, SHAPE_CLASSES, make_shapes
 
 __all__ = ['make_shapes', 'main']
 

@@ -1,7 +1,9 @@
 """SSD's patch sampling with a minimum IoU (section 2.2; Caffe's
 ``batch_sampler``). Shapes: ``S`` samplers, ``T`` trials, ``N`` boxes,
-``H, W`` the image; boxes and crops ``(x1, y1, x2, y2)`` pixels. Differences
-from Caffe: see the README.
+``H, W`` the image; boxes and crops ``(x1, y1, x2, y2)`` pixels. The
+constraint is Caffe's ``'any'`` (one kept box has the IoU) or mmdet's
+``'all'`` (every proper box has it); differences from Caffe and which
+constraint to choose: see the README.
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -11,6 +13,9 @@ from mmcv.transforms.utils import cache_randomness
 from mmdet.structures.bbox import HorizontalBoxes, autocast_box_type
 
 from ssd_plugin.registry import TRANSFORMS
+
+# Which boxes must have a sampler's IoU: Caffe's and mmdet's rules.
+CONSTRAINTS = ('any', 'all')
 
 
 class CropChoice(NamedTuple):
@@ -84,19 +89,35 @@ def kept_boxes(crops: np.ndarray, boxes: np.ndarray) -> np.ndarray:
             & proper[None, :])
 
 
-def first_valid_trials(crops: np.ndarray, boxes: np.ndarray,
-                       min_ious: np.ndarray) -> np.ndarray:
-    """``(S,)`` int64 index of each sampler's first successful trial, or -1,
-    for ``(S, T, 4)`` crops, ``(N, 4)`` boxes and ``(S,)`` thresholds: some box
-    the trial keeps (:func:`kept_boxes`) must have IoU >= the threshold
-    (Caffe: any box; mmdet: all boxes)."""
+def first_valid_trials(crops: np.ndarray,
+                       boxes: np.ndarray,
+                       min_ious: np.ndarray,
+                       constraint: str = 'any') -> np.ndarray:
+    """``(S,)`` int64 index of each sampler's first successful trial, or -1.
+
+    A successful trial keeps some box (:func:`kept_boxes`). With ``'any'``
+    (Caffe's ``SatisfySampleConstraint``) some kept box has IoU >= the
+    sampler's threshold; with ``'all'`` (mmdet's ``MinIoURandomCrop``) every
+    proper box, kept or not, has it (degenerate boxes: every crop drops them).
+
+    Args:
+        crops: ``(S, T, 4)`` integer crops.
+        boxes: ``(N, 4)`` boxes.
+        min_ious: ``(S,)`` thresholds.
+        constraint: One of :data:`CONSTRAINTS`. Defaults to 'any'.
+    """
     num_samplers, num_trials = crops.shape[:2]
     if len(boxes) == 0 or num_samplers == 0:
         return np.full(num_samplers, -1, dtype=np.int64)
     flat = crops.reshape(-1, 4)
     iou = box_iou(flat, boxes).reshape(num_samplers, num_trials, -1)
     kept = kept_boxes(flat, boxes).reshape(iou.shape)
-    success = ((iou >= min_ious[:, None, None]) & kept).any(axis=-1)
+    enough = iou >= min_ious[:, None, None]
+    if constraint == 'any':
+        success = (enough & kept).any(axis=-1)
+    else:
+        proper = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        success = (enough | ~proper).all(axis=-1) & kept.any(axis=-1)
     return np.where(success.any(axis=1), success.argmax(axis=1), -1)
 
 
@@ -147,27 +168,39 @@ def _check_pair(name: str, value: Sequence[float], low: float, high: float,
 
 @TRANSFORMS.register_module()
 class RandomIoUCrop(BaseTransform):
-    """Crop a patch that overlaps some object by a random minimum IoU.
+    """Crop a patch that overlaps the objects by a random minimum IoU.
 
     Candidates: the whole image, and per threshold in ``min_ious`` plus one
     unconstrained sampler the first of ``max_trials`` patches (side
-    ``scale_range``, width / height ``aspect_ratio_range``, image-relative) in
-    which some kept box has IoU >= the threshold; one is chosen uniformly
-    (Caffe). Kept boxes (:func:`kept_boxes`) are shifted and clipped; labels,
-    ignore flags and masks follow. Any channel count and dtype.
+    ``scale_range``, width / height ``aspect_ratio_range``, image-relative)
+    that meets the threshold under ``constraint`` (:func:`first_valid_trials`);
+    one is chosen uniformly (Caffe). Kept boxes (:func:`kept_boxes`) are
+    shifted and clipped; labels, ignore flags and masks follow. Any channel
+    count and dtype.
 
     Required Keys: ``img``; optional ``gt_bboxes`` (HorizontalBoxes),
     ``gt_bboxes_labels``, ``gt_ignore_flags``, ``gt_masks``, ``gt_seg_map``.
 
     Modified Keys: ``img`` (a view), ``img_shape``, the optional keys given.
+
+    Args:
+        constraint: Which boxes must have the IoU: ``'any'`` (Caffe's, the
+            paper recipes) or ``'all'`` (mmdet's; fewer and shallower crops,
+            better on short schedules and small sets). Defaults to 'any'.
     """
 
     def __init__(self,
                  min_ious: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
                  scale_range: Sequence[float] = (0.3, 1.0),
                  aspect_ratio_range: Sequence[float] = (0.5, 2.0),
-                 max_trials: int = 50) -> None:
+                 max_trials: int = 50,
+                 constraint: str = 'any') -> None:
         super().__init__()
+        if constraint not in CONSTRAINTS:
+            raise ValueError(
+                f'constraint must be one of {CONSTRAINTS}, got '
+                f"{constraint!r}; 'any' is the paper's (Caffe), 'all' "
+                f"mmdet's MinIoURandomCrop")
         if any(not 0.0 <= t <= 1.0 for t in min_ious):
             raise ValueError(
                 f'min_ious must lie in [0, 1], got {tuple(min_ious)}; the '
@@ -182,6 +215,7 @@ class RandomIoUCrop(BaseTransform):
                                               aspect_ratio_range, 0.0, np.inf,
                                               '(0.5, 2.0)')
         self.max_trials = max_trials
+        self.constraint = constraint
         # The unconstrained sampler is a threshold of 0: any kept box will do.
         self._thresholds = np.array(self.min_ious + (0.0, ), dtype=np.float64)
 
@@ -201,7 +235,8 @@ class RandomIoUCrop(BaseTransform):
         patches = trials_from_uniforms(self._draw_uniforms(), self.scale_range,
                                        self.aspect_ratio_range)
         crops = to_pixel_crops(patches, img_hw)
-        first = first_valid_trials(crops, boxes, self._thresholds)
+        first = first_valid_trials(crops, boxes, self._thresholds,
+                                   self.constraint)
         candidates: List[CropChoice] = [
             CropChoice(np.array([0, 0, w, h], dtype=np.int64), None)
         ]
@@ -222,4 +257,5 @@ class RandomIoUCrop(BaseTransform):
         return (f'{self.__class__.__name__}(min_ious={self.min_ious}, '
                 f'scale_range={self.scale_range}, '
                 f'aspect_ratio_range={self.aspect_ratio_range}, '
-                f'max_trials={self.max_trials})')
+                f'max_trials={self.max_trials}, '
+                f'constraint={self.constraint!r})')

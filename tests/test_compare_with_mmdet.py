@@ -1,0 +1,86 @@
+"""compare_with_mmdet: the mmdet counterpart of a config is mmdet's SSD.
+
+Its default boxes are checked against ours box for box (mmdet's
+``SSDAnchorGenerator`` is an independent implementation), its modules and
+transforms against mmdet's classes and our settings.
+"""
+import importlib.util
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from ssd_plugin.registry import MODELS
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+QUICKSTART = osp.join(ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'compare_with_mmdet',
+        osp.join(ROOT, 'tools', 'analysis_tools', 'compare_with_mmdet.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sorted_rows(boxes) -> np.ndarray:
+    boxes = getattr(boxes, 'tensor', boxes).numpy()
+    return boxes[np.lexsort(boxes.T[::-1])]
+
+
+@pytest.fixture(scope='module')
+def configs():
+    cfg = Config.fromfile(QUICKSTART)
+    return cfg, load_tool().mmdet_variant(cfg)
+
+
+def test_mmdet_counterpart_has_our_default_boxes(configs):
+    cfg, mmdet_cfg = configs
+    init_default_scope('ssd_plugin')
+    ours, theirs = MODELS.build(cfg.model), MODELS.build(mmdet_cfg.model)
+    assert type(theirs.neck).__module__.startswith('mmdet.')
+    assert type(theirs.bbox_head).__module__.startswith('mmdet.')
+    with torch.no_grad():
+        feats = ours.extract_feat(torch.zeros(1, 3, 128, 128))
+        their_feats = theirs.extract_feat(torch.zeros(1, 3, 128, 128))
+    sizes = [f.shape[-2:] for f in feats]
+    assert sizes == [f.shape[-2:] for f in their_feats]
+    mine = ours.bbox_head.prior_generator.grid_priors(sizes, device='cpu')
+    mmdet_boxes = theirs.bbox_head.prior_generator.grid_priors(
+        sizes, device='cpu')
+    for level, (a, b) in enumerate(zip(mine, mmdet_boxes)):
+        np.testing.assert_allclose(sorted_rows(a), sorted_rows(b),
+                                   atol=1e-4, err_msg=f'level {level}')
+    assert theirs.bbox_head.train_cfg['neg_pos_ratio'] == 3
+
+
+def test_mmdet_counterpart_uses_mmdet_augmentation_with_our_settings(
+        configs):
+    cfg, mmdet_cfg = configs
+    ours = cfg.train_dataloader.dataset.pipeline
+    theirs = mmdet_cfg.train_dataloader.dataset.pipeline
+    assert len(ours) == len(theirs)
+    mapped = {s['type']: s for s in theirs if s['type'].startswith('mmdet.')}
+    assert set(mapped) == {'mmdet.PhotoMetricDistortion', 'mmdet.Expand',
+                           'mmdet.MinIoURandomCrop'}
+    assert mapped['mmdet.Expand']['ratio_range'] == (1.0, 2.0)  # quickstart
+    assert mapped['mmdet.MinIoURandomCrop']['min_ious'] == (0.1, 0.3, 0.5,
+                                                            0.7, 0.9)
+    assert mapped['mmdet.MinIoURandomCrop']['min_crop_size'] == 0.3
+    assert mapped['mmdet.PhotoMetricDistortion']['hue_delta'] == 18
+    # The rest of the pipeline is untouched.
+    for a, b in zip(ours, theirs):
+        if not b['type'].startswith('mmdet.'):
+            assert a == b
+
+
+def test_a_neck_mmdet_cannot_express_is_refused():
+    cfg = Config.fromfile(QUICKSTART)
+    cfg.model.neck.bottleneck_channels = (32, 64, 64)
+    with pytest.raises(ValueError, match='bottleneck_channels'):
+        load_tool().mmdet_variant(cfg)

@@ -1,0 +1,269 @@
+"""Train a config and its MMDetection SSD counterpart identically; print mAPs.
+
+The counterpart is the loaded config mapped, not retyped: mmdet's
+``SSDNeck``, ``SSDHead`` and ``SSDAnchorGenerator`` with the same default
+boxes (our generator's ``min_sizes``/``max_sizes`` and steps), mmdet's SSD
+``train_cfg``, and in the train pipeline mmdet's ``PhotoMetricDistortion``,
+``Expand`` and ``MinIoURandomCrop`` in place of ours, with our settings;
+backbone, data, schedule, seeds and test settings stay the same. Both are
+evaluated on the config's test set with its ``CocoMetric``. ``--crop-stats``
+instead runs both train pipelines on the same images and prints what the
+crops do. Examples::
+
+    python tools/analysis_tools/compare_with_mmdet.py \\
+        configs/quickstart/ssd_shapes.py --seeds 0 1 2 \\
+        --cfg-options train_dataloader.dataset.pipeline.4.constraint=all
+    python tools/analysis_tools/compare_with_mmdet.py CONFIG --crop-stats 2000
+"""
+import argparse
+import copy
+import json
+import os.path as osp
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+import ssd_plugin  # noqa: F401  (registers our components)
+from ssd_plugin.registry import DATASETS, MODELS, TRANSFORMS
+
+# Our transform -> mmdet's, from the built transform (defaults resolved).
+# The numbers pass through as mmdet's own SSD config has them: its hue_delta
+# is in degrees (ours: 2-degree units) and it also swaps channels half the
+# time; its crop has no scale maximum or aspect range (fixed [0.5, 2]).
+TO_MMDET = {
+    'RandomPhotometricDistort': lambda t: dict(
+        type='mmdet.PhotoMetricDistortion',
+        brightness_delta=int(t.brightness_delta),
+        contrast_range=t.contrast_range,
+        saturation_range=t.saturation_range,
+        hue_delta=int(t.hue_delta)),
+    'RandomZoomOut': lambda t: dict(
+        type='mmdet.Expand', mean=t.mean, to_rgb=False,
+        ratio_range=t.ratio_range, prob=t.prob),
+    'RandomIoUCrop': lambda t: dict(
+        type='mmdet.MinIoURandomCrop', min_ious=t.min_ious,
+        min_crop_size=t.scale_range[0]),
+}
+VARIANTS = ('ours', 'mmdet')
+
+
+def _short(step: dict) -> str:
+    return step['type'].split('.')[-1]
+
+
+def _map_pipelines(dataset: dict) -> None:
+    """Swap our transforms for mmdet's in every pipeline of ``dataset``."""
+    if dataset.get('pipeline'):
+        dataset['pipeline'] = [
+            TO_MMDET[_short(s)](TRANSFORMS.build(s))
+            if _short(s) in TO_MMDET else s for s in dataset['pipeline']]
+    for child in [dataset.get('dataset')] + list(dataset.get('datasets', [])):
+        if child:
+            _map_pipelines(child)
+
+
+def mmdet_anchor_generator(model: torch.nn.Module) -> dict:
+    """mmdet's ``SSDAnchorGenerator`` with our built model's default boxes.
+
+    Steps come from our generator on the feature maps the model makes at its
+    input size (``strides=None`` means input / map size).
+    """
+    gen = model.bbox_head.prior_generator
+    width, height = (int(v) for v in gen.input_size)  # (w, h), as mmdet
+    with torch.no_grad():
+        feats = model.extract_feat(torch.zeros(1, 3, height, width))
+    steps = [gen.level_step(i, f.shape[-2:]) for i, f in enumerate(feats)]
+    return dict(
+        type='mmdet.SSDAnchorGenerator', scale_major=False,
+        input_size=max(height, width),
+        strides=[tuple(s) if s[0] != s[1] else s[0] for s in steps],
+        ratios=[list(r) for r in gen.ratios],
+        min_sizes=list(gen.min_sizes), max_sizes=list(gen.max_sizes))
+
+
+def mmdet_variant(cfg: Config) -> Config:
+    """``cfg`` with mmdet's SSD neck, head, train_cfg and augmentation.
+
+    Raises:
+        ValueError: If our neck's extra layers are not mmdet's shape (a 1x1
+            bottleneck of half the output channels, then a 3x3 conv).
+    """
+    init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
+    out = copy.deepcopy(cfg)
+    model = MODELS.build(cfg.model)
+    neck, head = model.neck, cfg.model.bbox_head
+    halves = [c // 2 for c in neck.out_channels[len(neck.in_channels):]]
+    if [layer[0].out_channels for layer in neck.extra_layers] != halves \
+            or set(neck.kernel_sizes[:-1]) - {3}:
+        raise ValueError(
+            f"mmdet's SSDNeck needs bottleneck_channels={halves} (half the "
+            f'outputs) and 3x3 convs but the last, got {cfg.model.neck}; '
+            f'compare a config with such a neck')
+    out.model.neck = dict(
+        type='mmdet.SSDNeck', in_channels=neck.in_channels,
+        out_channels=neck.out_channels, level_strides=neck.strides,
+        level_paddings=neck.paddings,
+        l2_norm_scale=neck.l2_norm.scale if neck.l2_norm else None,
+        last_kernel_size=neck.kernel_sizes[-1])
+    loss = MODELS.build(head.get('loss', dict(type='MultiBoxLoss')))
+    out.model.bbox_head = dict(
+        type='mmdet.SSDHead', num_classes=head.num_classes,
+        in_channels=head.in_channels,
+        anchor_generator=mmdet_anchor_generator(model),
+        bbox_coder=head.bbox_coder)
+    # mmdet's configs/_base_/models/ssd300.py, with our assigner and loss.
+    out.model.train_cfg = dict(
+        assigner=cfg.model.train_cfg.assigner,
+        sampler=dict(type='mmdet.PseudoSampler'), smoothl1_beta=loss.beta,
+        allowed_border=-1, pos_weight=-1,
+        neg_pos_ratio=int(loss.neg_pos_ratio), debug=False)
+    _map_pipelines(out.train_dataloader.dataset)
+    return out
+
+
+def train_and_test(cfg: Config, variant: str, seed: int,
+                   work_dir: str) -> Dict[str, float]:
+    """Train ``cfg`` with ``seed``, test it once; mAP@0.5 and mAP."""
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = osp.join(work_dir, f'{variant}_seed{seed}')
+    cfg.experiment_name = f'{variant}_seed{seed}'
+    cfg.randomness = dict(seed=seed)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # test once
+    if 'visualization' in cfg.get('default_hooks', {}):
+        cfg.default_hooks.visualization.draw = False
+    runner = Runner.from_cfg(cfg)
+    if variant == 'mmdet':
+        # mmdet 3.3's SSDHead skips its parent's __init__, so predict reads a
+        # missing `loss_cls` (getattr(self.loss_cls, ...)); None is the fix.
+        runner.model.bbox_head.loss_cls = None
+    runner.train()
+    metrics = runner.test()
+    return dict(mAP50=metrics['coco/bbox_mAP_50'],
+                mAP=metrics['coco/bbox_mAP'])
+
+
+def print_table(results: Dict[str, Dict[int, dict]]) -> None:
+    """Per seed, then mean and sample standard deviation, per variant."""
+    for variant, per_seed in results.items():
+        for key in ('mAP50', 'mAP'):
+            values = np.array([r[key] for r in per_seed.values()])
+            cells = ' '.join(f'{s}: {r[key]:.3f}' for s, r in per_seed.items())
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0
+            print(f'{variant:6s} {key:6s} {cells}   mean {values.mean():.3f}'
+                  f' +- {spread:.3f} (std), range {np.ptp(values):.3f}')
+
+
+def _with_pipeline(dataset: dict) -> dict:
+    """The first dataset in ``dataset`` (maybe wrapped) with a pipeline."""
+    if dataset.get('pipeline'):
+        return dataset
+    for child in [dataset.get('dataset')] + list(dataset.get('datasets', [])):
+        if child and _with_pipeline(child):
+            return _with_pipeline(child)
+    raise ValueError('the train dataloader has no dataset with a pipeline')
+
+
+def _run_once(steps: list, results: dict, crop_at: int) -> tuple:
+    """One sample through ``steps``: (whole image?, crop area fraction,
+    boxes in, boxes out, (M,) box sides sqrt(w * h) over the output side)."""
+    for k, step in enumerate(steps):
+        if k == crop_at:
+            in_hw, n_in = results['img'].shape[:2], len(results['gt_bboxes'])
+        results = step(results)
+        if k == crop_at:
+            out_hw = results['img'].shape[:2]
+            n_out = len(results['gt_bboxes'])
+    boxes = results['gt_bboxes'].numpy()
+    sides = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    return (tuple(out_hw) == tuple(in_hw),
+            out_hw[0] * out_hw[1] / (in_hw[0] * in_hw[1]), n_in, n_out,
+            sides / min(results['img'].shape[:2]))
+
+
+def crop_statistics(cfg: Config, num_samples: int,
+                    seed: int = 0) -> Dict[str, Dict[str, float]]:
+    """What each variant's crop does to the same train images.
+
+    Returns, per variant: ``whole`` (fraction of crops that return the whole
+    image), ``area`` (mean crop area over the crop's input area), ``kept``
+    (boxes out of the crop over boxes in), ``large`` (fraction of boxes after
+    the whole pipeline with sqrt(w * h) over half the network input) and
+    ``side`` (their mean sqrt(w * h) over the network input side).
+    """
+    stats = {}
+    for variant, vcfg in (('ours', cfg), ('mmdet', mmdet_variant(cfg))):
+        dataset_cfg = copy.deepcopy(
+            _with_pipeline(vcfg.train_dataloader.dataset))
+        steps = [TRANSFORMS.build(s) for s in dataset_cfg.pop('pipeline')
+                 if _short(s) != 'PackDetInputs']
+        crop_at = [type(s).__name__ for s in steps].index(
+            'RandomIoUCrop' if variant == 'ours' else 'MinIoURandomCrop')
+        dataset = DATASETS.build(dict(dataset_cfg, pipeline=[]))
+        np.random.seed(seed)
+        rows = [_run_once(steps, copy.deepcopy(dataset.get_data_info(
+            i % len(dataset))), crop_at) for i in range(num_samples)]
+        whole, area, n_in, n_out, sides = zip(*rows)
+        sides = np.concatenate(sides)
+        stats[variant] = dict(
+            whole=float(np.mean(whole)), area=float(np.mean(area)),
+            kept=sum(n_out) / max(sum(n_in), 1),
+            large=float(np.mean(sides > 0.5)) if sides.size else 0.0,
+            side=float(sides.mean()) if sides.size else 0.0)
+    return stats
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line (``argv`` defaults to ``sys.argv[1:]``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='a config of ours, e.g. the quickstart')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--variants', nargs='+', choices=VARIANTS,
+                        default=list(VARIANTS), help='which to train')
+    parser.add_argument('--work-dir', default=None,
+                        help='default: work_dirs/compare_with_mmdet/<config>')
+    parser.add_argument('--crop-stats', type=int, default=0, metavar='N',
+                        help='instead of training, crop N train samples '
+                        'with each variant and print the statistics')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config values for both variants, key=value (e.g. '
+        'train_cfg.max_epochs=12 '
+        'train_dataloader.dataset.pipeline.4.constraint=all)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Train and test each variant per seed, or print crop statistics."""
+    args = parse_args(argv)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config {args.config} not found')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.crop_stats:
+        for variant, stats in crop_statistics(cfg, args.crop_stats).items():
+            print(variant, ' '.join(f'{k} {v:.3f}' for k, v in stats.items()))
+        return
+    if cfg.test_evaluator.get('type', '').split('.')[-1] != 'CocoMetric':
+        raise ValueError(f'compare_with_mmdet reads CocoMetric results, the '
+                         f'config tests with {cfg.test_evaluator.type}')
+    work_dir = args.work_dir or osp.join(
+        'work_dirs', 'compare_with_mmdet',
+        osp.splitext(osp.basename(args.config))[0])
+    configs = dict(ours=cfg, mmdet=mmdet_variant(cfg))
+    results: Dict[str, Dict[int, dict]] = {v: {} for v in args.variants}
+    for seed in args.seeds:
+        for variant in args.variants:
+            results[variant][seed] = train_and_test(configs[variant], variant,
+                                                    seed, work_dir)
+            with open(osp.join(work_dir, 'results.json'), 'w') as f:
+                json.dump(results, f, indent=1)
+    print_table(results)
+
+
+if __name__ == '__main__':
+    main()
