@@ -35,7 +35,8 @@ setup(
         'pycocotools',
     ],
     extras_require={
-        'tests': ['pytest>=8', 'pytest-xdist', 'hypothesis>=6', 'openmim'],
+        'tests': ['pytest>=8', 'pytest-xdist', 'hypothesis>=6', 'openmim',
+                  'psutil'],
         # ONNX export, ONNX Runtime / OpenVINO inference, INT8 (README).
         'deploy': ['onnx>=1.16', 'onnxruntime>=1.18', 'openvino>=2024.0'],
     },
