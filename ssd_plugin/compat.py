@@ -1,14 +1,8 @@
 """Weights-only checkpoint loading for mmengine 0.10.7 under torch >= 2.6.
 
-mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; torch 2.6 made
-that weights-only, which refuses mmengine's own checkpoints (its ``meta``
-holds numpy scalars, its ``message_hub`` ``HistoryBuffer`` objects pickled
-with ``getattr(HistoryBuffer, 'min')``; open-mmlab/mmengine#1655). Importing
-``ssd_plugin`` re-registers the local-file scheme of mmengine's
-``CheckpointLoader``, which every path goes through (``load_from``,
-``--resume``, ``Pretrained``, ``init_detector``, ``DetInferencer``), with a
-loader that allows exactly those types. Anything else a pickle asks for is
-refused, unless the user opts in with ``SSD_PLUGIN_UNSAFE_LOAD=1``.
+torch 2.6 refuses mmengine's own checkpoints (numpy scalars, ``HistoryBuffer``;
+open-mmlab/mmengine#1655): this re-registers ``CheckpointLoader``'s local
+scheme with a loader that allows exactly those types.
 """
 import logging
 import os
@@ -53,14 +47,7 @@ def safe_globals() -> List[Any]:
 def load_local_checkpoint(filename: str,
                           map_location: Optional[Any] = None) -> dict:
     """Load a local checkpoint weights-only (``SSD_PLUGIN_UNSAFE_LOAD=1``:
-    any pickle, with a warning).
-
-    Args:
-        filename (str): Path of the checkpoint (``~`` is expanded).
-        map_location: As for :func:`torch.load`.
-
-    Returns:
-        dict: The loaded checkpoint.
+    any pickle, with a warning); ``map_location`` as :func:`torch.load`.
 
     Raises:
         FileNotFoundError: If ``filename`` is not a file.

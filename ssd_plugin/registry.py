@@ -1,10 +1,9 @@
 """ssd_plugin's registries: children of MMDetection's, scope ``ssd_plugin``.
 
-As in MMYOLO: in our scope a name is looked up here first, then in mmdet's
-(then mmengine's) registries; from mmdet's scope ours are ``ssd_plugin.X``.
-mmengine imports this module when it switches to our scope, which imports
-the package and so registers everything. ``STRATEGIES``, ``INFERENCERS`` and
-``FUNCTIONS`` have no mmdet 3.3 counterpart: their parents are mmengine's.
+As in MMYOLO, a name is looked up here first, then in mmdet's; from mmdet's
+scope ours are ``ssd_plugin.X``; switching to our scope imports this module,
+hence the package (registration). Parents without mmdet 3.3 counterparts
+are mmengine's.
 """
 from mmdet import registry as mmdet_registry
 from mmengine import registry as mmengine_registry
@@ -12,12 +11,8 @@ from mmengine.registry import Registry
 
 
 def _child(parent: Registry, *locations: str) -> Registry:
-    """A registry in scope ``ssd_plugin`` under ``parent``.
-
-    Args:
-        parent (Registry): mmdet's (or mmengine's) registry of that kind.
-        *locations (str): Our modules that register into it.
-    """
+    """A registry in scope ``ssd_plugin`` under ``parent``, filled by the
+    modules ``locations``."""
     # mmengine's fallback to a parent reads its table without importing the
     # parent's lazy ``_locations`` (e.g. mmdet's hooks): import them too.
     return Registry(parent.name, parent=parent, scope='ssd_plugin',

@@ -1,15 +1,8 @@
 """Annotation checks before training (``analysis_tools/check_dataset.py``).
 
-Bad annotations are a recurring cause of failed SSD training: ``x2 < x1``
-gives a NaN box loss (the log of a negative size), boxes outside the image
-and wrong label ids surface mid-training if at all, and mmdet's loaders drop
-some of them silently (``CocoDataset`` skips boxes under 1 px and unknown
-category ids, ``VOCDataset`` unknown names). These checks read the raw files
-instead, in the coordinates mmdet uses: COCO ``[x, y, w, h]`` becomes
-``(x, y, x + w, y + h)``; VOC ``xmin..ymax`` are taken as they are (mmdet's
-``XMLDataset`` does not subtract 1).
-
-Each finding is a :class:`Problem` of one of :data:`PROBLEMS`.
+mmdet's loaders drop some bad boxes silently, and ``x2 < x1`` gives a NaN box
+loss, so these read the raw files, in mmdet's coordinates (COCO
+``(x, y, x + w, y + h)``, VOC as written). Findings: :class:`Problem`.
 """
 import math
 import os.path as osp
@@ -48,16 +41,9 @@ class Problem(NamedTuple):
 
 def box_problem(box: Sequence[float], width: Optional[float],
                 height: Optional[float]) -> Optional[Tuple[str, str]]:
-    """What is wrong with one ``(x1, y1, x2, y2)`` box, if anything.
-
-    Args:
-        box (Sequence[float]): Corners in pixels (already numbers).
-        width, height (float | None): Image size; None skips the bounds.
-
-    Returns:
-        tuple[str, str] | None: ``(kind, detail)``, the first of
-        non-finite, degenerate, outside; None if fine.
-    """
+    """``(kind, detail)`` of the first problem of an ``(x1, y1, x2, y2)``
+    box (non-finite, degenerate, outside; None ``width``/``height`` skips
+    the bounds), or None."""
     x1, y1, x2, y2 = box
     if not all(math.isfinite(v) for v in box):
         return 'non_finite', f'box {list(box)} has NaN or infinity'
@@ -72,11 +58,8 @@ def box_problem(box: Sequence[float], width: Optional[float],
 
 def image_problem(path: str, width: Optional[int],
                   height: Optional[int]) -> Optional[Tuple[str, str]]:
-    """Missing, unreadable, or of another size than ``width`` x ``height``.
-
-    Decodes the whole image, as training will (a truncated JPEG has a valid
-    header). Returns ``(kind, detail)`` or None.
-    """
+    """``(kind, detail)`` if missing, undecodable (decoded in full: a
+    truncated JPEG has a valid header) or not ``width`` x ``height``."""
     if not osp.isfile(path):
         return 'missing_image', f'{path} does not exist'
     with open(path, 'rb') as f:
@@ -107,14 +90,12 @@ def coco_box(bbox: object) -> Tuple[Optional[List[float]], Optional[str]]:
 
 
 def count_problems(problems: Sequence[Problem]) -> Dict[str, int]:
-    """``{kind: count}`` over every kind of :data:`PROBLEMS`, zeros too."""
     counts = Counter(p.kind for p in problems)
     return {kind: counts.get(kind, 0) for kind in PROBLEMS}
 
 
 def _coco_images(coco: dict, img_dir: str, ann_file: str,
                  on_image=None) -> List[Problem]:
-    """Problems of COCO's ``images``: repeated ids, bad image files."""
     problems, seen = [], set()
     for index, info in enumerate(coco.get('images', [])):
         name = str(info.get('file_name', ''))
@@ -137,7 +118,6 @@ def _coco_images(coco: dict, img_dir: str, ann_file: str,
 
 def _coco_annotation(ann: dict, image: Optional[dict], valid_cats: set
                      ) -> List[Tuple[str, str]]:
-    """``(kind, detail)`` of everything wrong with one COCO annotation."""
     if image is None:
         return [('orphan_annotation',
                  f'image_id {ann.get("image_id")!r} is not in images')]
@@ -160,13 +140,11 @@ def check_coco(coco: dict, img_dir: str, ann_file: str,
     """Every problem of a COCO instances dict and its images.
 
     Args:
-        coco (dict): The loaded JSON (``images``, ``annotations``,
-            ``categories``).
+        coco (dict): The loaded instances JSON.
         img_dir (str): Folder the ``file_name`` s are relative to.
         ann_file (str): The JSON's path, for the findings.
-        classes (Sequence[str], optional): The config's class names; ids of
-            categories with other names count as unknown (mmdet drops them).
-            None: every listed category is valid.
+        classes (Sequence[str], optional): Class names; other categories are
+            unknown (mmdet drops them). None: all are valid.
         on_image (callable, optional): Called after each image (progress).
 
     Returns:
@@ -194,17 +172,9 @@ def check_coco(coco: dict, img_dir: str, ann_file: str,
 
 def clean_coco(coco: dict, problems: Sequence[Problem]
                ) -> Tuple[dict, Dict[str, int]]:
-    """The COCO dict without the offenders, and what was removed.
-
-    Images with a problem (missing, unreadable, other size, a repeated id)
-    go with their annotations (a repeated id keeps its first entry and the
-    annotations); annotations with a problem go. Categories stay.
-
-    Returns:
-        tuple[dict, dict[str, int]]: The clean dict and the counts
-        ``removed_images``, ``removed_annotations`` (their own problem) and
-        ``removed_with_images`` (of removed images).
-    """
+    """The COCO dict without the offending images (with their annotations)
+    and annotations, and the counts ``removed_images``,
+    ``removed_annotations``, ``removed_with_images``."""
     bad_images = {p.image_index for p in problems if p.image_index is not None}
     bad_anns = {p.ann_index for p in problems if p.ann_index is not None}
     images = [info for i, info in enumerate(coco.get('images', []))
@@ -225,7 +195,6 @@ def clean_coco(coco: dict, problems: Sequence[Problem]
 
 
 def _voc_number(box_tag: ET.Element, name: str) -> float:
-    """One bndbox coordinate; ValueError if missing or not a number."""
     found = box_tag.find(name)
     if found is None or found.text is None:
         raise ValueError(f'bndbox has no {name}')
@@ -234,7 +203,6 @@ def _voc_number(box_tag: ET.Element, name: str) -> float:
 
 def _voc_object(obj: ET.Element, classes: Sequence[str], width, height
                 ) -> List[Tuple[str, str]]:
-    """``(kind, detail)`` of everything wrong with one VOC ``<object>``."""
     found = []
     name = obj.findtext('name')
     if name not in classes:
@@ -253,7 +221,6 @@ def _voc_object(obj: ET.Element, classes: Sequence[str], width, height
 
 
 def _voc_size(root: ET.Element) -> Tuple[Optional[int], Optional[int]]:
-    """``(width, height)`` of ``<size>``, None for a missing value."""
     def number(tag):
         text = root.findtext(f'size/{tag}')
         try:

@@ -1,15 +1,8 @@
-"""How well SSD's default boxes cover a dataset's ground truth, and a fit.
+"""Default-box coverage of a dataset's ground truth, and a fit (section 2.2).
 
-Section 2.2 ("Matching strategy"): each ground truth is matched to its best
-default box and to every default box above the threshold; mmdet's
-``MaxIoUAssigner`` counts ``IoU >= pos_iou_thr`` as positive. A ground truth
-that no default box reaches at the threshold gets only its one forced match:
-small objects, SSD's known weakness (section 3.6), are where that happens.
-Recall here is the fraction of ground truth with at least one default box at
-or above the threshold. Everything works on boxes at the network input.
-
-Shape shorthand: ``G`` ground-truth boxes; ``L`` levels; ``P_l`` default
-boxes of level ``l``; boxes ``(x1, y1, x2, y2)`` in input pixels.
+Recall: ground truth with some default box at ``IoU >= pos_iou_thr``, the
+rest get only their forced match (small objects, section 3.6). Shapes: ``G``
+ground truth, ``L`` levels, ``P_l`` boxes of level l, ``(x1, y1, x2, y2)``.
 """
 import math
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -31,7 +24,6 @@ PriorsFn = Callable[[int, float, float, Tuple[float, ...]], Tensor]
 
 
 def _check_gt(gt: Tensor) -> Tensor:
-    """``gt`` as float32 ``(G, 4)``; ValueError naming a wrong shape."""
     if gt.dim() != 2 or gt.size(1) != 4:
         raise ValueError(f'ground truth has shape {tuple(gt.shape)}; need '
                          '(G, 4) boxes (x1, y1, x2, y2)')
@@ -39,15 +31,8 @@ def _check_gt(gt: Tensor) -> Tensor:
 
 
 def best_iou(gt: Tensor, priors: Tensor) -> Tensor:
-    """Best IoU of each ground truth with any of ``priors``.
-
-    Args:
-        gt (Tensor): ``(G, 4)``; G may be 0.
-        priors (Tensor): ``(P, 4)``; P may be 0 (every IoU is then 0).
-
-    Returns:
-        Tensor: ``(G,)`` float32 in [0, 1].
-    """
+    """``(G,)`` float32 best IoU of each ``(G, 4)`` ``gt`` with ``(P, 4)``
+    ``priors``; G or P may be 0 (P = 0: all 0)."""
     gt = _check_gt(gt)
     out = gt.new_zeros(len(gt))
     if len(priors) == 0:
@@ -69,10 +54,8 @@ def match_stats(gt: Tensor, level_priors: Sequence[Tensor],
         pos_iou_thr (float): A pair matches when ``IoU >= pos_iou_thr``.
 
     Returns:
-        dict: ``best_per_level`` ``(G, L)`` float; ``num_pos`` ``(G, L)``
-        long, default boxes of the level at or above the threshold (before
-        the assigner gives each box to one ground truth); ``prior_hit`` a
-        list of ``(P_l,)`` bool, the box matches some ground truth.
+        dict: ``best_per_level`` ``(G, L)``; ``num_pos`` ``(G, L)`` boxes at
+        the threshold (before assignment); ``prior_hit`` ``(P_l,)`` bool each.
     """
     gt = _check_gt(gt)
     if len(level_priors) == 0:
@@ -104,18 +87,8 @@ def recall(best: Tensor, pos_iou_thr: float) -> Optional[float]:
 
 def recall_by(best: Tensor, keys: Sequence[str], pos_iou_thr: float,
               order: Sequence[str] = ()) -> Dict[str, dict]:
-    """Recall per group of ground truth.
-
-    Args:
-        best (Tensor): ``(G,)`` best IoU per ground truth.
-        keys (Sequence[str]): G group names (size bucket, class...).
-        pos_iou_thr (float): The threshold.
-        order (Sequence[str]): Groups listed first and always, even empty
-            (recall None). Others follow sorted.
-
-    Returns:
-        dict[str, dict]: ``{group: {'num_gt': n, 'recall': r}}``.
-    """
+    """``{group: {'num_gt', 'recall'}}`` of ``(G,)`` ``best`` by G ``keys``;
+    groups of ``order`` come first, even empty, the rest sorted."""
     if len(keys) != len(best):
         raise ValueError(f'{len(keys)} group keys for {len(best)} ground '
                          'truth boxes; give one key per box')
@@ -137,11 +110,8 @@ def size_buckets(gt: Tensor) -> List[str]:
 
 
 def size_grid(gt: Tensor, input_side: float, num: int = 24) -> List[float]:
-    """Candidate default-box sizes: ``num`` geometric steps over the data.
-
-    From half the smallest ground-truth side (at least 1 px) to 1.05 x the
-    input side, so any object size has a candidate within a few percent.
-    """
+    """``num`` geometric sizes from half the smallest gt side (>= 1 px) to
+    1.05 x ``input_side``."""
     gt = _check_gt(gt)
     sides = torch.minimum(gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1])
     low = max(1.0, 0.5 * float(sides.min())) if len(gt) else 1.0
@@ -151,13 +121,8 @@ def size_grid(gt: Tensor, input_side: float, num: int = 24) -> List[float]:
 
 
 def data_ratios(gt: Tensor, count: int) -> Tuple[float, ...]:
-    """``count`` aspect ratios ``r >= 1`` from the data's aspect quantiles.
-
-    Each ratio adds ``r`` and ``1 / r`` (section 2.2), so aspects are folded
-    (``max(w / h, h / w)``) and ratio ``i`` is their ``(i + 1) / (count + 1)``
-    quantile, at least 1.1 (ratio 1 is the square, always present), rounded
-    to 0.05.
-    """
+    """``count`` ratios ``r >= 1.1``: quantiles of ``max(w / h, h / w)``, as
+    each ratio adds ``r`` and ``1 / r`` (section 2.2)."""
     gt = _check_gt(gt)
     if count == 0:
         return ()
@@ -171,7 +136,6 @@ def data_ratios(gt: Tensor, count: int) -> Tuple[float, ...]:
 
 
 def _score(best: Tensor, pos_iou_thr: float) -> Tuple[float, float]:
-    """Fit objective: recall, then mean best IoU to break ties."""
     return (float((best >= pos_iou_thr).float().mean()), float(best.mean()))
 
 
@@ -180,11 +144,8 @@ def _fit_level(gt: Tensor, priors_fn: PriorsFn, level: int, others: Tensor,
                bounds: Tuple[float, float], sizes: Sequence[float],
                ratio_sets: Sequence[Tuple[float, ...]],
                pos_iou_thr: float) -> Tuple[tuple, Tensor]:
-    """The best ``(min, max, ratios)`` of one level, others held fixed.
-
-    The current choice wins ties, so the score never drops. Returns the
-    choice and its ``(G,)`` best IoU on the level.
-    """
+    """Best ``(min, max, ratios)`` of one level and its ``(G,)`` IoU; the
+    current choice wins ties, so the score never drops."""
     choice, level_best = current, best_iou(gt, priors_fn(level, *current))
     top = _score(torch.maximum(others, level_best), pos_iou_thr)
     for min_size in sizes:
@@ -207,24 +168,19 @@ def fit_default_boxes(gt: Tensor, priors_fn: PriorsFn,
                       ) -> Tuple[List[float], List[float], List[tuple]]:
     """Per-level min/max sizes and ratios that raise recall at the threshold.
 
-    Coordinate ascent: each level in turn takes the size pair (from
-    :func:`size_grid` and :data:`MAX_FACTORS`) and ratio set (its own, or
-    :func:`data_ratios` of the same length, so the boxes per location stay)
-    that maximise recall of all levels together, with min sizes kept
-    non-decreasing from level to level (fine maps for small boxes).
+    Coordinate ascent over levels; min sizes stay non-decreasing and the
+    ratio count per level stays (so do the boxes per location).
 
     Args:
         gt (Tensor): ``(G, 4)`` ground truth at the input, G >= 1.
         priors_fn (PriorsFn): Default boxes of a level for given sizes.
-        min_sizes, max_sizes (Sequence[float]): Start, one per level.
-        ratios (Sequence[Sequence[float]]): Start ratios per level.
+        min_sizes, max_sizes, ratios: Starting values, one per level.
         pos_iou_thr (float): The assigner's positive threshold.
         input_side (float): Longer input side, bounds the sizes tried.
         rounds (int): Passes over the levels. Defaults to 2.
 
     Returns:
-        tuple: Min sizes, max sizes and ratio tuples per level; recall with
-        them is never below that of the start.
+        tuple: Min sizes, max sizes, ratios per level (recall >= the start).
     """
     gt = _check_gt(gt)
     if len(gt) == 0:
@@ -255,7 +211,6 @@ def fit_default_boxes(gt: Tensor, priors_fn: PriorsFn,
 
 def _level_entries(stats: dict, featmap_sizes: Sequence[Tuple[int, int]],
                    pos_iou_thr: float) -> Dict[str, dict]:
-    """``recall_per_level`` of :func:`coverage_report`."""
     out = {}
     for level, hit in enumerate(stats['prior_hit']):
         out[str(level)] = dict(
@@ -276,22 +231,16 @@ def coverage_report(gt: Tensor, labels: Sequence[int],
 
     Args:
         gt (Tensor): ``(G, 4)`` ground truth at the network input.
-        labels (Sequence[int]): G class indices into ``class_names``.
-        images (Sequence[str]): G image paths (the box's image).
+        labels, images: G class indices and image paths.
         level_priors (Sequence[Tensor]): ``(P_l, 4)`` default boxes per level.
         featmap_sizes (Sequence[tuple[int, int]]): ``(H, W)`` per level.
         pos_iou_thr (float): The assigner's positive threshold.
         class_names (Sequence[str]): The dataset's classes.
 
     Returns:
-        dict: ``num_gt``; ``recall`` (None when G = 0); ``mean_best_iou``;
-        ``recall_per_size`` / ``recall_per_class`` ``{name: {num_gt,
-        recall}}``; ``recall_per_level`` ``{level: {featmap, recall,
-        num_priors, matched_pairs, unmatched_priors}}`` (a level's recall:
-        ground truth it alone reaches; unmatched: its boxes that match no
-        ground truth); ``unreachable`` and ``per_gt``, lists of ``{image,
-        box, label, best_iou}`` (``per_gt`` adds ``best_level``,
-        ``num_pos``).
+        dict: ``recall`` (None if G = 0), ``mean_best_iou``,
+        ``recall_per_{size,class,level}``, ``unreachable`` and ``per_gt``
+        (``{image, box, label, best_iou, ...}`` each).
     """
     gt = _check_gt(gt)
     if not len(labels) == len(images) == len(gt):

@@ -1,9 +1,7 @@
 """Checks that turn missing or broken data into errors that say what to do.
 
-They sit in the datasets because the dataset is the only code of ours that
-runs before the first file is opened under both ``tools/train.py`` and
-``mim train mmdet`` (mmengine builds the train loop before any hook's
-``before_run``).
+In the datasets: the only code of ours that runs before the first file is
+opened under both ``tools/train.py`` and ``mim train mmdet``.
 """
 import os.path as osp
 from typing import Any, Callable, Dict, Optional
@@ -30,7 +28,6 @@ PREPARE_HINTS: Dict[str, str] = {
 
 
 def is_local(path: str) -> bool:
-    """Whether ``path`` is a local path (not ``s3://``, ``http://``...)."""
     return '://' not in path
 
 
@@ -41,14 +38,12 @@ def check_dataset_files(dataset: str, ann_file: str, folders: Dict[str, str],
     Args:
         dataset (str): Dataset class name, for the message.
         ann_file (str): Annotation file path (already joined with data_root).
-        folders (dict[str, str]): What -> folder that must exist, e.g.
-            ``{'image folder (data_prefix.img)': 'data/coco/train2017/'}``.
+        folders (dict[str, str]): What -> folder that must exist.
         data_root (str | None): The dataset's data_root, for the message.
         kind (str): Key of :data:`PREPARE_HINTS` (``'coco'`` or ``'voc'``).
 
     Raises:
-        FileNotFoundError: Naming the first missing path, data_root and how
-            to prepare the data.
+        FileNotFoundError: The first missing path and how to prepare it.
     """
     missing = None
     if data_root and is_local(data_root) and not osp.isdir(data_root):
@@ -67,17 +62,9 @@ def check_dataset_files(dataset: str, ann_file: str, folders: Dict[str, str],
 
 
 def image_problem(img_path: str, ann_file: str) -> Optional[Exception]:
-    """Say what is wrong with an image the pipeline failed on, if anything.
-
-    Args:
-        img_path (str): The image's path.
-        ann_file (str): The annotation file listing it, for the message.
-
-    Returns:
-        Exception | None: ``FileNotFoundError`` if the image is missing,
-        ``ValueError`` if it cannot be decoded, None if it reads fine (the
-        pipeline failed for another reason) or is not a local file.
-    """
+    """``FileNotFoundError`` (missing) or ``ValueError`` (undecodable) for
+    an image the pipeline failed on, listed in ``ann_file``; None if it reads
+    fine or is not local."""
     if not is_local(img_path):
         return None
     if not osp.isfile(img_path):
@@ -99,13 +86,8 @@ def image_problem(img_path: str, ann_file: str) -> Optional[Exception]:
 
 def prepare_explained(prepare: Callable[[int], Any], dataset: Any,
                       idx: int) -> Any:
-    """``prepare(idx)``; if it fails on a bad image, raise what is wrong.
-
-    Args:
-        prepare: The mmdet dataset's ``prepare_data``.
-        dataset: The dataset (its ``get_data_info`` and ``ann_file``).
-        idx (int): Sample index.
-    """
+    """``prepare(idx)`` (the dataset's ``prepare_data``); if it fails on a
+    bad image, raise what is wrong with it."""
     try:
         return prepare(idx)
     except Exception as error:

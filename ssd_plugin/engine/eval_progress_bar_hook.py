@@ -1,8 +1,5 @@
-"""A progress bar over validation and test batches (rank 0 only).
-
-mmengine's loops log only every ``LoggerHook.interval`` batches, so a long
-evaluation looks frozen between lines.
-"""
+"""A progress bar over validation and test batches (rank 0 only): mmengine
+logs only every ``LoggerHook.interval`` batches."""
 import sys
 from typing import Optional
 

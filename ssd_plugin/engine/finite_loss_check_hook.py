@@ -1,8 +1,7 @@
 """Stop training at the first non-finite loss, saying where and what it was.
 
-mmdet's ``CheckInvalidLossHook`` asserts on the total loss only and names
-neither the iteration nor the losses before it. Running before the
-checkpoint hook, this one keeps the NaN weights out of ``work_dir``.
+Unlike mmdet's ``CheckInvalidLossHook`` (an assert on the total), it names
+the iteration and the losses before it, and runs before the checkpoint hook.
 """
 import math
 from typing import Dict, Mapping, Optional
@@ -13,15 +12,8 @@ from ssd_plugin.registry import HOOKS
 
 
 def non_finite_terms(log_vars: Mapping[str, object]) -> Dict[str, float]:
-    """The loss terms of ``log_vars`` that are NaN or infinite.
-
-    Args:
-        log_vars (Mapping[str, object]): Name -> scalar (tensor or number),
-            as returned by ``BaseModel.train_step``.
-
-    Returns:
-        dict[str, float]: The non-finite terms whose name contains ``loss``.
-    """
+    """The NaN or infinite ``*loss*`` terms of ``train_step``'s
+    ``log_vars`` (name -> scalar tensor or number)."""
     values = {name: float(value) for name, value in log_vars.items()
               if 'loss' in name}
     return {name: value for name, value in values.items()
@@ -39,8 +31,7 @@ class FiniteLossCheckHook(Hook):
 
     Args:
         interval (int): Check every ``interval`` iterations. Defaults to 1
-            (the logger already reads every loss value, so this costs
-            nothing extra).
+            (the logger reads every loss anyway).
     """
 
     priority = 'ABOVE_NORMAL'

@@ -1,9 +1,8 @@
 """Stop before training when the model's class count differs from the data's.
 
-mmdet's ``NumClassCheckHook`` asserts (gone under ``python -O``) at each
-epoch's start; this one raises ``ValueError`` with both numbers and the fix
-before the first iteration, looking only at the detector's ``*head``
-children (mmcv's ``VGG`` has its own ``num_classes=-1``).
+mmdet's ``NumClassCheckHook`` asserts (gone under ``python -O``); this raises
+``ValueError`` with the fix, reading only the ``*head`` children (mmcv's
+``VGG`` has its own ``num_classes=-1``).
 """
 from typing import List, Optional, Sequence, Tuple
 

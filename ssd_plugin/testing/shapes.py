@@ -1,27 +1,7 @@
-"""A synthetic detection set: coloured shapes on textured backgrounds.
+"""Synthetic detection set: coloured shapes on textured backgrounds.
 
-There is no VOC or COCO in CI, so the quickstart and the end-to-end tests
-bring their own data. :func:`make_shapes` draws ``len(SHAPE_CLASSES)`` kinds
-of shape of several sizes (small to large, as in the paper's Fig. 4 argument
-for multi-scale default boxes) and writes them in the real layouts that
-MMDetection reads:
-
-* COCO: ``{out}/{train,val}/*.jpg`` and
-  ``{out}/annotations/instances_{train,val}.json`` (``CocoDataset``);
-* VOC: ``{out}/VOCdevkit/VOC2007`` and ``VOC2012``, each with
-  ``Annotations/*.xml``, ``ImageSets/Main/*.txt`` and ``JPEGImages/``; the
-  train split goes half to VOC2007 ``trainval``, half to VOC2012
-  ``trainval``, the val split to VOC2007 ``test``, as in the paper's
-  "07+12" protocol (section 3.2), so mmdet's ``voc0712.py`` dataset base
-  works with ``data_root='{out}/VOCdevkit/'``. ``VOCDataset`` needs the
-  class names: ``metainfo=dict(classes=SHAPE_CLASSES)``.
-
-Boxes are tight around each shape's full (amodal) mask. Pixel conventions:
-COCO ``[x, y, w, h]`` with ``x`` the first column and ``w`` the column count;
-VOC 1-based inclusive pixel indices, as in the VOCdevkit.
-
-Everything is deterministic given ``seed``: image ``i`` of a split depends
-only on ``(seed, split, i)``, not on how many images are written.
+No VOC or COCO in CI, so the quickstart and tests draw their own, with shapes
+of several sizes (the paper's Fig. 4 case for multi-scale default boxes).
 """
 import json
 import os
@@ -45,17 +25,9 @@ ShapeObject = Tuple[int, List[int], int]
 
 def shape_polygon(kind: str, center: Tuple[float, float], diameter: float,
                   angle: float) -> np.ndarray:
-    """Vertices of a polygonal shape inscribed in a circle of ``diameter``.
-
-    Args:
-        kind (str): ``'square'``, ``'triangle'`` or ``'star'``.
-        center (tuple[float, float]): ``(x, y)`` of the circumscribed circle.
-        diameter (float): Diameter of the circumscribed circle in pixels.
-        angle (float): Rotation in radians.
-
-    Returns:
-        np.ndarray: (V, 2) float64 ``(x, y)`` vertices.
-    """
+    """(V, 2) float64 ``(x, y)`` vertices of a ``'square'``, ``'triangle'``
+    or ``'star'`` inscribed in the circle ``center``, ``diameter`` (px),
+    rotated by ``angle`` radians."""
     radius = diameter / 2
     if kind == 'star':
         # 5 outer points alternating with inner ones at 0.45 of the radius.
@@ -74,17 +46,8 @@ def shape_polygon(kind: str, center: Tuple[float, float], diameter: float,
 
 def shape_mask(kind: str, center: Tuple[float, float], diameter: float,
                angle: float, img_size: int) -> np.ndarray:
-    """Rasterise one shape.
-
-    Args:
-        kind (str): One of :data:`SHAPE_CLASSES`.
-        center, diameter, angle: As for :func:`shape_polygon` (a circle
-            ignores ``angle``).
-        img_size (int): Side S of the square image.
-
-    Returns:
-        np.ndarray: (S, S) bool mask of the shape's pixels.
-    """
+    """(S, S) bool mask of one of :data:`SHAPE_CLASSES`, S = ``img_size``;
+    other args as :func:`shape_polygon`."""
     mask = np.zeros((img_size, img_size), np.uint8)
     if kind == 'circle':
         cv2.circle(mask, (round(center[0]), round(center[1])),
@@ -96,11 +59,8 @@ def shape_mask(kind: str, center: Tuple[float, float], diameter: float,
 
 
 def mask_to_xywh(mask: np.ndarray) -> List[int]:
-    """Tight COCO box ``[x, y, w, h]`` of a non-empty (H, W) mask.
-
-    ``x, y`` are the first column and row, ``w, h`` the column and row counts,
-    so a single pixel at (r, c) gives ``[c, r, 1, 1]``.
-    """
+    """Tight COCO ``[x, y, w, h]`` of a non-empty (H, W) mask (pixel (r, c)
+    gives ``[c, r, 1, 1]``)."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
@@ -112,17 +72,9 @@ def mask_to_xywh(mask: np.ndarray) -> List[int]:
 
 def overlap_over_smaller(box: Sequence[float],
                          others: Sequence[Sequence[float]]) -> float:
-    """Largest intersection of ``box`` with ``others`` over the smaller area.
-
-    Unlike IoU this also catches a small box hidden inside a large one.
-
-    Args:
-        box: ``[x, y, w, h]``.
-        others: K boxes ``[x, y, w, h]``; K may be 0.
-
-    Returns:
-        float: In [0, 1]; 0 when ``others`` is empty.
-    """
+    """Largest intersection of ``[x, y, w, h]`` ``box`` with any of K
+    ``others`` over the smaller area, in [0, 1] (0 for K = 0); unlike IoU it
+    catches a small box inside a large one."""
     best = 0.0
     for other in others:
         iw = min(box[0] + box[2], other[0] + other[2]) - max(box[0], other[0])
@@ -134,11 +86,7 @@ def overlap_over_smaller(box: Sequence[float],
 
 
 def textured_background(rng: np.random.Generator, img_size: int) -> np.ndarray:
-    """A muted (S, S, 3) uint8 BGR background.
-
-    One of: uniform noise, a linear gradient, sinusoidal stripes or a
-    checkerboard, each at a random angle/scale, plus Gaussian noise.
-    """
+    """A muted (S, S, 3) uint8 BGR background, one of :data:`_BACKGROUNDS`."""
     kind = _BACKGROUNDS[rng.integers(len(_BACKGROUNDS))]
     # Two grey levels with a small per-channel tint, so the saturated shapes
     # (_shape_colour) stand out by colour, not only by brightness.
@@ -162,7 +110,6 @@ def textured_background(rng: np.random.Generator, img_size: int) -> np.ndarray:
 
 
 def _shape_colour(rng: np.random.Generator) -> np.ndarray:
-    """A saturated BGR colour (HSV with S, V in [0.7, 1])."""
     hsv = np.array([[[rng.integers(0, 180), rng.integers(180, 256),
                       rng.integers(180, 256)]]], np.uint8)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float64)
@@ -171,11 +118,7 @@ def _shape_colour(rng: np.random.Generator) -> np.ndarray:
 def _place_shape(rng: np.random.Generator, img_size: int,
                  boxes: List[List[int]], scale_range: Tuple[float, float],
                  max_overlap: float) -> Optional[Tuple[int, np.ndarray]]:
-    """Sample a shape that fits the image and overlaps ``boxes`` little.
-
-    Returns:
-        tuple | None: ``(label, mask)``, or None after 20 failed tries.
-    """
+    """``(label, mask)`` of a shape overlapping ``boxes`` little, or None."""
     for _ in range(20):
         label = int(rng.integers(len(SHAPE_CLASSES)))
         # Log-uniform size: as many small as large objects.
@@ -197,19 +140,11 @@ def draw_image(rng: np.random.Generator, img_size: int, max_objects: int,
                ) -> Tuple[np.ndarray, List[ShapeObject]]:
     """Draw one image of shapes.
 
-    Args:
-        rng (np.random.Generator): Source of all randomness.
-        img_size (int): Side S of the square image.
-        max_objects (int): Most shapes per image.
-        min_objects (int): Fewest shapes tried per image. Defaults to 1.
-        scale_range (tuple[float, float]): Shape diameter range as fractions
-            of ``img_size``. Defaults to (0.1, 0.6).
-        max_overlap (float): Largest intersection over the smaller box with
-            an earlier shape. Defaults to 0.4 (partial occlusion only).
+    Arguments as :func:`make_shapes`'s; ``max_overlap`` bounds
+    :func:`overlap_over_smaller` with earlier shapes (partial occlusion).
 
     Returns:
-        tuple: (S, S, 3) uint8 BGR image and its objects, each
-        ``(label, [x, y, w, h], area)``.
+        tuple: (S, S, 3) uint8 BGR image, objects ``(label, xywh, area)``.
     """
     image = textured_background(rng, img_size)
     objects: List[ShapeObject] = []
@@ -227,16 +162,8 @@ def draw_image(rng: np.random.Generator, img_size: int, max_objects: int,
 
 def coco_json(split_images: List[Tuple[str, List[ShapeObject]]],
               img_size: int) -> dict:
-    """COCO instances dict for one split.
-
-    Args:
-        split_images: ``(file_name, objects)`` per image, in id order.
-        img_size (int): Side of every image.
-
-    Returns:
-        dict: ``images``, ``annotations`` (ids from 1, ``category_id`` =
-        label + 1, ``iscrowd`` 0) and ``categories``.
-    """
+    """COCO instances dict of ``(file_name, objects)`` per image; ids from 1,
+    ``category_id`` = label + 1."""
     images, annotations = [], []
     for image_id, (file_name, objects) in enumerate(split_images, start=1):
         images.append(dict(id=image_id, file_name=file_name,
@@ -253,11 +180,7 @@ def coco_json(split_images: List[Tuple[str, List[ShapeObject]]],
 
 def voc_xml(folder: str, stem: str, img_size: int,
             objects: List[ShapeObject]) -> str:
-    """One VOCdevkit annotation file.
-
-    Boxes become 1-based inclusive pixel indices: ``xmin = x + 1``,
-    ``xmax = x + w``.
-    """
+    """VOCdevkit XML; 1-based inclusive: ``xmin = x + 1``, ``xmax = x + w``."""
     root = ET.Element('annotation')
     ET.SubElement(root, 'folder').text = folder
     ET.SubElement(root, 'filename').text = f'{stem}.jpg'
@@ -282,7 +205,6 @@ def voc_xml(folder: str, stem: str, img_size: int,
 
 def _write_voc(voc_root: str, sets: Dict[Tuple[str, str], list],
                img_size: int) -> None:
-    """Write VOC ``(year, image set) -> [(stem, image, objects)]``."""
     for (year, image_set), entries in sets.items():
         base = osp.join(voc_root, f'VOC{year}')
         for sub in ('Annotations', 'ImageSets/Main', 'JPEGImages'):
@@ -299,7 +221,6 @@ def _write_voc(voc_root: str, sets: Dict[Tuple[str, str], list],
 
 def _write_coco(out_dir: str, split: str, entries: list,
                 img_size: int) -> str:
-    """Write one COCO split's images and JSON; return the JSON path."""
     os.makedirs(osp.join(out_dir, split), exist_ok=True)
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     for stem, jpeg, _ in entries:
@@ -315,7 +236,6 @@ def _write_coco(out_dir: str, split: str, entries: list,
 def _check_args(num_train: int, num_val: int, img_size: int, fmt: str,
                 min_objects: int, max_objects: int,
                 scale_range: Tuple[float, float] = (0.1, 0.6)) -> None:
-    """Raise ValueError naming the first bad argument of make_shapes."""
     if not 0 < scale_range[0] <= scale_range[1] <= 1:
         raise ValueError(f'scale_range={tuple(scale_range)} must satisfy '
                          '0 < low <= high <= 1 (fractions of img_size)')
@@ -338,25 +258,25 @@ def make_shapes(out_dir: str, num_train: int = 400, num_val: int = 100,
                 progress: bool = True,
                 scale_range: Tuple[float, float] = (0.1, 0.6)
                 ) -> Dict[str, str]:
-    """Write the synthetic shapes set (see the module docstring for layouts).
+    """Write the shapes set; boxes are tight around each full shape.
 
     Args:
         out_dir (str): Output folder; created if needed.
-        num_train (int): Train images. Defaults to 400.
-        num_val (int): Val images. Defaults to 100.
+        num_train, num_val (int): Images per split. Defaults to 400, 100.
         img_size (int): Side of the square images. Defaults to 128.
         fmt (str): ``'coco'``, ``'voc'`` or ``'both'``. Defaults to 'coco'.
-        seed (int): Seed of every random choice. Defaults to 0.
-        max_objects (int): Most shapes per image. Defaults to 4.
-        min_objects (int): Fewest shapes tried per image; 0 allows empty
-            images. Defaults to 1.
+        seed (int): Image i of a split depends only on (seed, split, i).
+        max_objects, min_objects (int): Shapes tried per image (0: may be
+            empty). Defaults to 4, 1.
         progress (bool): Show a progress bar on stdout. Defaults to True.
-        scale_range (tuple[float, float]): Shape diameters as fractions of
-            ``img_size`` (log-uniform, at least 6 px). Defaults to (0.1, 0.6).
+        scale_range (tuple[float, float]): Diameters over ``img_size``
+            (log-uniform, at least 6 px). Defaults to (0.1, 0.6).
 
     Returns:
-        dict[str, str]: Paths written: ``coco_train``/``coco_val`` (JSON files)
-        and/or ``voc_root`` (the ``VOCdevkit`` folder).
+        dict[str, str]: ``coco_{train,val}``: ``annotations/instances_*.json``
+        (images in ``{split}/``); ``voc_root``: ``VOCdevkit``, train split
+        halved into VOC2007/2012 ``trainval``, val as VOC2007 ``test`` (the
+        paper's 07+12, section 3.2; mmdet's ``voc0712.py`` reads it).
     """
     _check_args(num_train, num_val, img_size, fmt, min_objects, max_objects,
                 scale_range)
@@ -382,7 +302,6 @@ def make_shapes(out_dir: str, num_train: int = 400, num_val: int = 100,
 
 def _write_layouts(out_dir: str, splits: Dict[str, list], img_size: int,
                    fmt: str) -> Dict[str, str]:
-    """Write the drawn splits in the COCO and/or VOC layout."""
     paths = {}
     if fmt in ('coco', 'both'):
         for split, entries in splits.items():

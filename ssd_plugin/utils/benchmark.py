@@ -1,9 +1,7 @@
 """Timing and agreement helpers for the benchmarks in ``tools/``.
 
-A benchmark compares *contenders* (name to callable) in one process on the
-same inputs, their calls interleaved, so that load from other processes on
-a shared machine hits all alike. As mmdet's ``mmdet/utils/benchmark.py``,
-this lives in the package so that every tool can import it.
+Contenders run interleaved in one process, so a shared machine's load hits
+all alike; in the package, as mmdet's ``utils/benchmark.py``.
 """
 import statistics
 import time
@@ -21,22 +19,18 @@ def time_interleaved(contenders: Mapping[str, Callable[[Any], Any]],
                      ) -> Dict[str, List[float]]:
     """Seconds of every call of every contender, calls interleaved.
 
-    Each round passes every input to all contenders back to back, in
-    reverse order on every other call. ``warmup`` untimed calls of each
-    contender (lazy initialisation, caches) take the inputs in turn.
+    The order reverses on every other call.
 
     Args:
         contenders (Mapping[str, Callable]): Name to ``fn(input)``.
         inputs (Sequence): What each contender is called on.
         rounds (int): Passes over ``inputs``, at least 1. Defaults to 1.
         warmup (int): Untimed calls of each contender. Defaults to 1.
-        prepare (Callable, optional): Applied to the input before each
-            call, untimed (e.g. a fresh dict for a pipeline that alters it).
+        prepare (Callable, optional): Untimed, on each input before a call.
         clock (Callable): Seconds. Defaults to ``time.perf_counter``.
 
     Returns:
-        dict[str, list[float]]: Per contender, ``rounds * len(inputs)``
-        seconds in call order.
+        dict[str, list[float]]: ``rounds * len(inputs)`` seconds each.
     """
     if rounds < 1:
         raise ValueError(f'rounds={rounds}: time at least one round')
@@ -69,8 +63,7 @@ def report(seconds: Mapping[str, Sequence[float]], baseline: str,
     """Print each contender's median and quartiles, and its speed-up.
 
     Args:
-        seconds (Mapping[str, Sequence[float]]): Per contender, seconds of
-            each measurement (e.g. :func:`time_interleaved`'s).
+        seconds (Mapping[str, Sequence[float]]): Per contender, seconds.
         baseline (str): The contender the ratios are against.
         unit (str): Printed after the figures. Defaults to ``'ms'``.
         scale (float): Seconds to ``unit``. Defaults to 1e3.
@@ -97,16 +90,13 @@ def detection_agreement(reference: InstanceData, other: InstanceData,
                         score_tol: float = 1e-3) -> Tuple[int, int]:
     """How many detections two models agree on, of how many.
 
-    A detection agrees when the other side has one of the same label, IoU
-    above ``iou_thr`` and a score within ``score_tol``. After per-class NMS
-    no two boxes of a class overlap that much: matches are one to one.
+    Agreeing: same label, IoU > ``iou_thr``, score within ``score_tol`` (one
+    to one after per-class NMS).
 
     Args:
-        reference (InstanceData): ``bboxes`` (N, 4), ``scores`` (N,),
-            ``labels`` (N,).
-        other (InstanceData): The same fields, (M, ...).
-        iou_thr (float): Defaults to 0.99.
-        score_tol (float): Defaults to 1e-3.
+        reference, other (InstanceData): ``bboxes`` (N, 4), ``scores`` and
+            ``labels`` (N,); M for ``other``.
+        iou_thr, score_tol (float): Defaults to 0.99, 1e-3.
 
     Returns:
         tuple[int, int]: Agreeing detections and ``max(N, M)``.
