@@ -5,7 +5,6 @@ end to end on the session's tiny shapes set through the quickstart config.
 """
 import json
 import os.path as osp
-import sys
 
 import pytest
 import torch

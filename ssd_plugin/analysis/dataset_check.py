@@ -39,6 +39,15 @@ class Problem(NamedTuple):
     ann_index: Optional[int] = None  # position in COCO's ``annotations``
 
 
+def leaf_datasets(dataset: dict) -> List[dict]:
+    """Leaf dataset configs under ``dataset``/``datasets`` wrappers."""
+    if 'datasets' in dataset:
+        return [d for sub in dataset['datasets'] for d in leaf_datasets(sub)]
+    if 'dataset' in dataset:
+        return leaf_datasets(dataset['dataset'])
+    return [dataset]
+
+
 def box_problem(box: Sequence[float], width: Optional[float],
                 height: Optional[float]) -> Optional[Tuple[str, str]]:
     """``(kind, detail)`` of the first problem of an ``(x1, y1, x2, y2)``

@@ -37,6 +37,7 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 import ssd_plugin  # noqa: F401  (registers the model and datasets)
+from ssd_plugin.analysis.dataset_check import leaf_datasets
 from ssd_plugin.analysis.default_boxes import (coverage_report, data_ratios,
                                                fit_default_boxes)
 from ssd_plugin.models.default_box_generator import DefaultBoxGenerator
@@ -82,15 +83,6 @@ def load_config(path: str, options: Optional[dict] = None) -> Config:
     return cfg
 
 
-def _leaves(dataset: dict) -> List[dict]:
-    """Leaf dataset configs under ``dataset``/``datasets`` wrappers."""
-    if 'datasets' in dataset:
-        return [d for sub in dataset['datasets'] for d in _leaves(sub)]
-    if 'dataset' in dataset:
-        return _leaves(dataset['dataset'])
-    return [dataset]
-
-
 def analysis_pipeline(test_pipeline: Sequence[dict]) -> List[dict]:
     """The test pipeline with boxes loaded before the resize, unpacked.
 
@@ -112,10 +104,10 @@ def analysis_pipeline(test_pipeline: Sequence[dict]) -> List[dict]:
 
 def build_dataset(cfg: Config, split: str):
     """The split's dataset with the test-time pipeline of the analysis."""
-    test_leaf = _leaves(cfg.test_dataloader.dataset)[0]
+    test_leaf = leaf_datasets(cfg.test_dataloader.dataset)[0]
     pipeline = analysis_pipeline(test_leaf['pipeline'])
     dataset_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
-    for leaf in _leaves(dataset_cfg):
+    for leaf in leaf_datasets(dataset_cfg):
         leaf['pipeline'] = pipeline
     return DATASETS.build(dataset_cfg)
 

@@ -35,7 +35,7 @@ from mmengine.utils import ProgressBar
 import ssd_plugin  # noqa: F401  (registers the datasets)
 from ssd_plugin.analysis.dataset_check import (PROBLEMS, check_coco,
                                                check_voc, clean_coco,
-                                               count_problems)
+                                               count_problems, leaf_datasets)
 from ssd_plugin.registry import DATASETS
 
 SPLITS = ('train', 'val', 'test')
@@ -53,15 +53,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _leaves(dataset: dict) -> List[dict]:
-    """Leaf dataset configs under ``dataset``/``datasets`` wrappers."""
-    if 'datasets' in dataset:
-        return [d for sub in dataset['datasets'] for d in _leaves(sub)]
-    if 'dataset' in dataset:
-        return _leaves(dataset['dataset'])
-    return [dataset]
-
-
 def dataset_sources(cfg: Config) -> List[dict]:
     """Each annotation source of the train/val/test loaders, once.
 
@@ -77,7 +68,7 @@ def dataset_sources(cfg: Config) -> List[dict]:
     sources, seen = [], set()
     for split in SPLITS:
         loader = cfg.get(f'{split}_dataloader')
-        for leaf in _leaves(loader.dataset) if loader else []:
+        for leaf in leaf_datasets(loader.dataset) if loader else []:
             dataset = DATASETS.build(dict(leaf, lazy_init=True))
             if dataset.ann_file in seen:
                 continue

@@ -14,18 +14,12 @@ image's detections zero. ``raw``: ``cls_logits`` ``(N, P, C + 1)``,
 ``H x W`` fixed to the config's test pipeline output.
 """
 import argparse
-import os.path as osp
-import sys
 from typing import List, Optional
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from mmdet.apis import init_detector
 
-from mmdet.apis import init_detector  # noqa: E402
-
-from ssd_plugin.deploy.backends import import_backend  # noqa: E402
-from ssd_plugin.deploy.export import (config_input_size,  # noqa: E402
+from ssd_plugin.deploy.backends import import_backend
+from ssd_plugin.deploy.export import (config_input_size,
                                       export_onnx)
 
 

@@ -12,20 +12,14 @@ Run the result as any export: ``test_deployed.py CONFIG OUT.onnx --backend
 onnxruntime`` or ``--backend openvino``.
 """
 import argparse
-import os.path as osp
-import sys
 import time
 from typing import List, Optional
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from mmengine.config import Config
 
-from mmengine.config import Config  # noqa: E402
-
-from ssd_plugin.deploy.quantize import (calibration_inputs,  # noqa: E402
+from ssd_plugin.deploy.quantize import (calibration_inputs,
                                         quantize_int8)
-from ssd_plugin.deploy.runtime import read_metadata  # noqa: E402
+from ssd_plugin.deploy.runtime import read_metadata
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

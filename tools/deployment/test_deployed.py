@@ -13,21 +13,16 @@ metrics are printed side by side.
 """
 import argparse
 import os.path as osp
-import sys
 from typing import Dict, List, Optional
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import torch
+from mmdet.apis import init_detector
+from mmengine.config import Config
+from mmengine.evaluator import Evaluator
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
 
-import torch  # noqa: E402
-from mmdet.apis import init_detector  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.evaluator import Evaluator  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from ssd_plugin.deploy import DeployedDetector, bf16_network  # noqa: E402
+from ssd_plugin.deploy import DeployedDetector, bf16_network
 
 
 def evaluate(model: torch.nn.Module, cfg: Config) -> Dict[str, float]:
