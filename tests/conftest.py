@@ -111,3 +111,34 @@ def tiny_config(tmp_path_factory, shapes_root) -> Callable[..., str]:
         return str(path)
 
     return make
+
+
+
+# A leaf config of the quickstart on a data root, one short epoch.
+_QUICKSTART_LEAF = '''_base_ = [{base!r}]
+train_dataloader = dict(batch_size=4, dataset=dict(data_root={root!r}{train}))
+val_dataloader = dict(dataset=dict(data_root={root!r}))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file={root!r} + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=1, val_interval=10)
+default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=1),
+                     visualization=dict(draw=False))
+'''
+
+
+@pytest.fixture
+def quickstart_leaf() -> Callable[..., str]:
+    """``leaf(folder, data_root, train_ann=None)``: writes ``folder/leaf.py``,
+    the quickstart config on ``data_root`` for one short epoch; its path."""
+    base = osp.join(REPO_ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
+
+    def leaf(folder, data_root: str, train_ann: str = None) -> str:
+        train = f', ann_file={train_ann!r}' if train_ann else ''
+        path = osp.join(str(folder), 'leaf.py')
+        with open(path, 'w') as f:
+            f.write(_QUICKSTART_LEAF.format(
+                base=base, root=data_root.rstrip('/') + '/', train=train))
+        return path
+
+    return leaf

@@ -17,7 +17,6 @@ from ssd_plugin.analysis.default_boxes import (best_iou, coverage_report,
 from ssd_plugin.models.default_box_generator import DefaultBoxGenerator
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-QUICKSTART = osp.join(ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
 
 # Two levels of hand-written default boxes (x1, y1, x2, y2).
 LEVELS = [torch.tensor([[0., 0., 10., 10.]]),
@@ -34,26 +33,6 @@ def tool(monkeypatch):
     monkeypatch.syspath_prepend(osp.join(ROOT, 'tools', 'analysis_tools'))
     import analyze_default_boxes
     return analyze_default_boxes
-
-
-def quickstart_leaf(folder, data_root: str, train_ann: str = None) -> str:
-    """A leaf of the quickstart config on ``data_root``, one short epoch."""
-    root = data_root.rstrip('/') + '/'
-    train = f', ann_file={train_ann!r}' if train_ann else ''
-    text = f'''_base_ = [{QUICKSTART!r}]
-train_dataloader = dict(batch_size=4, dataset=dict(data_root={root!r}{train}))
-val_dataloader = dict(dataset=dict(data_root={root!r}))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file={root!r} + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
-train_cfg = dict(max_epochs=1, val_interval=10)
-default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=1),
-                     visualization=dict(draw=False))
-'''
-    path = osp.join(str(folder), 'leaf.py')
-    with open(path, 'w') as f:
-        f.write(text)
-    return path
 
 
 def test_a_ground_truth_equal_to_a_default_box_has_best_iou_one():
@@ -166,7 +145,8 @@ def test_fit_never_lowers_recall_and_needs_ground_truth():
                           [(2., )], 0.5, 32)
 
 
-def test_tool_reports_fits_and_writes_a_leaf_config(tool, shapes_root,
+def test_tool_reports_fits_and_writes_a_leaf_config(quickstart_leaf, tool,
+                                                    shapes_root,
                                                     tmp_path, capsys):
     config = quickstart_leaf(tmp_path, shapes_root)
     fitted = str(tmp_path / 'fitted.py')

@@ -20,7 +20,6 @@ from ssd_plugin.analysis.dataset_check import (PROBLEMS, box_problem,
                                                count_problems)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-QUICKSTART = osp.join(ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
 COCO_KINDS = ('malformed_box', 'non_finite', 'degenerate_box',
               'outside_image', 'unknown_label', 'missing_image',
               'unreadable_image', 'size_mismatch', 'duplicate_image_id',
@@ -37,26 +36,6 @@ def tool(monkeypatch):
     monkeypatch.syspath_prepend(osp.join(ROOT, 'tools', 'analysis_tools'))
     import check_dataset
     return check_dataset
-
-
-def quickstart_leaf(folder, data_root: str, train_ann: str = None) -> str:
-    """A leaf of the quickstart config on ``data_root``, one short epoch."""
-    root = data_root.rstrip('/') + '/'
-    train = f', ann_file={train_ann!r}' if train_ann else ''
-    text = f'''_base_ = [{QUICKSTART!r}]
-train_dataloader = dict(batch_size=4, dataset=dict(data_root={root!r}{train}))
-val_dataloader = dict(dataset=dict(data_root={root!r}))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file={root!r} + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
-train_cfg = dict(max_epochs=1, val_interval=10)
-default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=1),
-                     visualization=dict(draw=False))
-'''
-    path = osp.join(str(folder), 'leaf.py')
-    with open(path, 'w') as f:
-        f.write(text)
-    return path
 
 
 def corrupt_coco(root: str) -> dict:
@@ -131,7 +110,7 @@ def test_box_problem_by_hand():
     assert box_problem([0, math.inf, 5, 5], 10, 10)[0] == 'non_finite'
 
 
-def test_a_clean_set_has_no_problem(tool, shapes_root, tmp_path):
+def test_a_clean_set_has_no_problem(quickstart_leaf, tool, shapes_root, tmp_path):
     out = str(tmp_path / 'counts.json')
     assert tool.main([quickstart_leaf(tmp_path, shapes_root),
                       '--json', out]) == 0
@@ -143,7 +122,7 @@ def test_a_clean_set_has_no_problem(tool, shapes_root, tmp_path):
 
 
 def test_every_planted_coco_error_is_found_and_the_clean_file_trains(
-        tool, shapes_root, tmp_path, capsys):
+        quickstart_leaf, tool, shapes_root, tmp_path, capsys):
     root = str(tmp_path / 'data')
     shutil.copytree(shapes_root, root)
     planted = corrupt_coco(root)
