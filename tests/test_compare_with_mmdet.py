@@ -84,3 +84,27 @@ def test_a_neck_mmdet_cannot_express_is_refused():
     cfg.model.neck.bottleneck_channels = (32, 64, 64)
     with pytest.raises(ValueError, match='bottleneck_channels'):
         load_tool().mmdet_variant(cfg)
+
+
+@pytest.mark.parametrize('variant, ours_type, mmdet_type', [
+    ('ours+photometric', 'RandomPhotometricDistort',
+     'mmdet.PhotoMetricDistortion'),
+    ('ours+expand', 'RandomZoomOut', 'mmdet.Expand'),
+    ('ours+crop', 'RandomIoUCrop', 'mmdet.MinIoURandomCrop')])
+def test_one_change_variants_swap_exactly_one_transform(
+        configs, variant, ours_type, mmdet_type):
+    cfg, mmdet_cfg = configs
+    swapped = load_tool().variant_config(cfg, variant)
+    assert swapped.model == cfg.model  # our neck, head, boxes and loss
+    ours = cfg.train_dataloader.dataset.pipeline
+    theirs = swapped.train_dataloader.dataset.pipeline
+    changed = [(a['type'], b) for a, b in zip(ours, theirs) if a != b]
+    assert len(ours) == len(theirs) and len(changed) == 1
+    # The same mmdet step, with the same settings, as in the mmdet variant.
+    assert changed[0][0] == ours_type
+    assert changed[0][1] == next(
+        s for s in mmdet_cfg.train_dataloader.dataset.pipeline
+        if s['type'] == mmdet_type)
+    same = load_tool().variant_config(cfg, 'ours')
+    assert same.model == cfg.model
+    assert same.train_dataloader == cfg.train_dataloader

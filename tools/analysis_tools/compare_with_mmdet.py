@@ -6,13 +6,17 @@ boxes (our generator's ``min_sizes``/``max_sizes`` and steps), mmdet's SSD
 ``train_cfg``, and in the train pipeline mmdet's ``PhotoMetricDistortion``,
 ``Expand`` and ``MinIoURandomCrop`` in place of ours, with our settings;
 backbone, data, schedule, seeds and test settings stay the same. Both are
-evaluated on the config's test set with its ``CocoMetric``. ``--crop-stats``
-instead runs both train pipelines on the same images and prints what the
+evaluated on the config's test set with its ``CocoMetric``. ``--variants``
+adds ``ours+photometric``, ``ours+expand``, ``ours+crop``: our model with one
+of mmdet's three transforms in place of ours, one change at a time.
+``--crop-stats`` instead runs both train pipelines on the same images and prints what the
 crops do. Examples::
 
     python tools/analysis_tools/compare_with_mmdet.py \\
         configs/quickstart/ssd_shapes.py --seeds 0 1 2 \\
-        --cfg-options train_dataloader.dataset.pipeline.4.constraint=all
+        --variants ours mmdet ours+photometric ours+expand
+    python tools/analysis_tools/compare_with_mmdet.py CONFIG --variants ours \\
+        --cfg-options train_dataloader.dataset.pipeline.4.constraint=any
     python tools/analysis_tools/compare_with_mmdet.py CONFIG --crop-stats 2000
 """
 import argparse
@@ -48,22 +52,36 @@ TO_MMDET = {
         type='mmdet.MinIoURandomCrop', min_ious=t.min_ious,
         min_crop_size=t.scale_range[0]),
 }
-VARIANTS = ('ours', 'mmdet')
+# 'ours+<transform>': our model with that one of mmdet's transforms in place
+# of ours (one change at a time); 'mmdet': mmdet's model and all three.
+SWAPS = {'ours+photometric': 'RandomPhotometricDistort',
+         'ours+expand': 'RandomZoomOut', 'ours+crop': 'RandomIoUCrop'}
+VARIANTS = ('ours', 'mmdet') + tuple(SWAPS)
 
 
 def _short(step: dict) -> str:
     return step['type'].split('.')[-1]
 
 
-def _map_pipelines(dataset: dict) -> None:
-    """Swap our transforms for mmdet's in every pipeline of ``dataset``."""
+def _map_pipelines(dataset: dict, names=tuple(TO_MMDET)) -> None:
+    """Swap our transforms ``names`` for mmdet's in ``dataset``'s pipelines."""
     if dataset.get('pipeline'):
         dataset['pipeline'] = [
             TO_MMDET[_short(s)](TRANSFORMS.build(s))
-            if _short(s) in TO_MMDET else s for s in dataset['pipeline']]
+            if _short(s) in names else s for s in dataset['pipeline']]
     for child in [dataset.get('dataset')] + list(dataset.get('datasets', [])):
         if child:
-            _map_pipelines(child)
+            _map_pipelines(child, names)
+
+
+def variant_config(cfg: Config, variant: str) -> Config:
+    """``cfg`` as ``variant`` of ``VARIANTS`` trains it."""
+    if variant == 'mmdet':
+        return mmdet_variant(cfg)
+    out = copy.deepcopy(cfg)
+    if variant in SWAPS:
+        _map_pipelines(out.train_dataloader.dataset, (SWAPS[variant], ))
+    return out
 
 
 def mmdet_anchor_generator(model: torch.nn.Module) -> dict:
@@ -153,7 +171,7 @@ def print_table(results: Dict[str, Dict[int, dict]]) -> None:
             values = np.array([r[key] for r in per_seed.values()])
             cells = ' '.join(f'{s}: {r[key]:.3f}' for s, r in per_seed.items())
             spread = values.std(ddof=1) if len(values) > 1 else 0.0
-            print(f'{variant:6s} {key:6s} {cells}   mean {values.mean():.3f}'
+            print(f'{variant:16s} {key:6s} {cells}   mean {values.mean():.3f}'
                   f' +- {spread:.3f} (std), range {np.ptp(values):.3f}')
 
 
@@ -221,8 +239,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='a config of ours, e.g. the quickstart')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--variants', nargs='+', choices=VARIANTS,
-                        default=list(VARIANTS), help='which to train')
+    parser.add_argument(
+        '--variants', nargs='+', choices=VARIANTS, default=['ours', 'mmdet'],
+        help="which to train; 'ours+X': our model with mmdet's X transform")
     parser.add_argument('--work-dir', default=None,
                         help='default: work_dirs/compare_with_mmdet/<config>')
     parser.add_argument('--crop-stats', type=int, default=0, metavar='N',
@@ -232,7 +251,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--cfg-options', nargs='+', action=DictAction,
         help='override config values for both variants, key=value (e.g. '
         'train_cfg.max_epochs=12 '
-        'train_dataloader.dataset.pipeline.4.constraint=all)')
+        'train_dataloader.dataset.pipeline.4.constraint=any)')
     return parser.parse_args(argv)
 
 
@@ -254,7 +273,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     work_dir = args.work_dir or osp.join(
         'work_dirs', 'compare_with_mmdet',
         osp.splitext(osp.basename(args.config))[0])
-    configs = dict(ours=cfg, mmdet=mmdet_variant(cfg))
+    configs = {v: variant_config(cfg, v) for v in args.variants}
     results: Dict[str, Dict[int, dict]] = {v: {} for v in args.variants}
     for seed in args.seeds:
         for variant in args.variants:
