@@ -9,6 +9,7 @@ import math
 import os.path as osp
 import re
 import shutil
+import warnings
 from typing import Dict, List
 
 import pytest
@@ -178,6 +179,13 @@ def test_non_finite_terms_and_format():
                     acc=torch.tensor(math.nan))
     assert set(non_finite_terms(log_vars)) == {'loss', 'loss_bbox'}
     assert non_finite_terms({}) == {}
+    # A total loss still in the graph (as train_step returns it) and plain
+    # numbers are read without torch's requires_grad warning.
+    weight = torch.tensor(2.0, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert non_finite_terms(dict(loss=weight * math.inf, loss_x=1.0)) \
+            == {'loss': math.inf}
     assert format_losses({'loss': 1.23456, 'loss_cls': 0.5}) == \
         'loss=1.235, loss_cls=0.5'
 

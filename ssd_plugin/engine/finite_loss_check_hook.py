@@ -11,12 +11,16 @@ from mmengine.hooks import Hook
 from ssd_plugin.registry import HOOKS
 
 
+def loss_terms(log_vars: Mapping[str, object]) -> Dict[str, float]:
+    """The ``*loss*`` terms of ``train_step``'s ``log_vars`` (name -> scalar
+    tensor, maybe still in the graph, or number) as floats."""
+    return {name: float(getattr(value, 'detach', lambda: value)())
+            for name, value in log_vars.items() if 'loss' in name}
+
+
 def non_finite_terms(log_vars: Mapping[str, object]) -> Dict[str, float]:
-    """The NaN or infinite ``*loss*`` terms of ``train_step``'s
-    ``log_vars`` (name -> scalar tensor or number)."""
-    values = {name: float(value) for name, value in log_vars.items()
-              if 'loss' in name}
-    return {name: value for name, value in values.items()
+    """The NaN or infinite ``*loss*`` terms of ``log_vars``."""
+    return {name: value for name, value in loss_terms(log_vars).items()
             if not math.isfinite(value)}
 
 
@@ -54,9 +58,7 @@ class FiniteLossCheckHook(Hook):
         bad = non_finite_terms(outputs)
         iteration = runner.iter + 1  # 1-based, as in the training log
         if not bad:
-            self._last_finite = {name: float(value)
-                                 for name, value in outputs.items()
-                                 if 'loss' in name}
+            self._last_finite = loss_terms(outputs)
             self._last_finite_iter = iteration
             return
         if self._last_finite is None:
