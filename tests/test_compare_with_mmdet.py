@@ -5,6 +5,7 @@ Its default boxes are checked against ours box for box (mmdet's
 transforms against mmdet's classes and our settings.
 """
 import importlib.util
+import json
 import os.path as osp
 
 import numpy as np
@@ -108,3 +109,27 @@ def test_one_change_variants_swap_exactly_one_transform(
     same = load_tool().variant_config(cfg, 'ours')
     assert same.model == cfg.model
     assert same.train_dataloader == cfg.train_dataloader
+
+
+def test_crop_statistics_of_crops_that_keep_the_whole_image(
+        shapes_root, quickstart_leaf, tmp_path):
+    """Crops of scale 1 (ours: scale_range (1, 1), mmdet's: min_crop_size
+    1) and no zoom-out or flip return every image whole with all its boxes;
+    both variants then train on the same boxes, so the loss sees the same
+    positives, at least one default box per ground truth (section 2.2)."""
+    cfg = Config.fromfile(quickstart_leaf(tmp_path, shapes_root))
+    steps = cfg.train_dataloader.dataset.pipeline
+    steps[3].prob = 0.0  # zoom-out
+    steps[4].scale_range = (1.0, 1.0)
+    steps[6].prob = 0.0  # flip
+    stats = load_tool().crop_statistics(cfg, 16)
+    with open(osp.join(shapes_root, 'annotations',
+                       'instances_train.json')) as f:
+        boxes_per_image = len(json.load(f)['annotations']) / 8
+    for variant in ('ours', 'mmdet'):
+        assert stats[variant]['whole'] == 1.0
+        assert stats[variant]['area'] == 1.0
+        assert stats[variant]['kept'] == 1.0
+        assert stats[variant]['pos'] >= boxes_per_image
+    assert stats['ours']['pos'] == stats['mmdet']['pos']
+    assert stats['ours']['side'] == pytest.approx(stats['mmdet']['side'])

@@ -30,7 +30,9 @@ model = dict(
         type='ResNet',
         depth=18,
         base_channels=32,
-        num_stages=4,
+        num_stages=3,  # layer4 would be unused: the neck makes the rest
+        strides=(1, 2, 2),
+        dilations=(1, 1, 1),
         out_indices=(1, 2),  # strides 8 and 16: 16x16 and 8x8 for 128
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,

@@ -30,9 +30,10 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
+from mmengine.structures import InstanceData
 
 import ssd_plugin  # noqa: F401  (registers our components)
-from ssd_plugin.registry import DATASETS, MODELS, TRANSFORMS
+from ssd_plugin.registry import DATASETS, MODELS, TASK_UTILS, TRANSFORMS
 
 # Our transform -> mmdet's, from the built transform (defaults resolved).
 # The numbers pass through as mmdet's own SSD config has them: its hue_delta
@@ -84,6 +85,16 @@ def variant_config(cfg: Config, variant: str) -> Config:
     return out
 
 
+def _feature_sizes(model: torch.nn.Module) -> List[torch.Size]:
+    """(h, w) of each SSD level at the model's input size ((w, h), as
+    mmdet's)."""
+    width, height = (int(v)
+                     for v in model.bbox_head.prior_generator.input_size)
+    with torch.no_grad():
+        feats = model.extract_feat(torch.zeros(1, 3, height, width))
+    return [f.shape[-2:] for f in feats]
+
+
 def mmdet_anchor_generator(model: torch.nn.Module) -> dict:
     """mmdet's ``SSDAnchorGenerator`` with our built model's default boxes.
 
@@ -91,13 +102,11 @@ def mmdet_anchor_generator(model: torch.nn.Module) -> dict:
     input size (``strides=None`` means input / map size).
     """
     gen = model.bbox_head.prior_generator
-    width, height = (int(v) for v in gen.input_size)  # (w, h), as mmdet
-    with torch.no_grad():
-        feats = model.extract_feat(torch.zeros(1, 3, height, width))
-    steps = [gen.level_step(i, f.shape[-2:]) for i, f in enumerate(feats)]
+    steps = [gen.level_step(i, size)
+             for i, size in enumerate(_feature_sizes(model))]
     return dict(
         type='mmdet.SSDAnchorGenerator', scale_major=False,
-        input_size=max(height, width),
+        input_size=max(int(v) for v in gen.input_size),
         strides=[tuple(s) if s[0] != s[1] else s[0] for s in steps],
         ratios=[list(r) for r in gen.ratios],
         min_sizes=list(gen.min_sizes), max_sizes=list(gen.max_sizes))
@@ -187,7 +196,8 @@ def _with_pipeline(dataset: dict) -> dict:
 
 def _run_once(steps: list, results: dict, crop_at: int) -> tuple:
     """One sample through ``steps``: (whole image?, crop area fraction,
-    boxes in, boxes out, (M,) box sides sqrt(w * h) over the output side)."""
+    boxes in, boxes out, (M, 4) boxes after the pipeline, network input
+    side)."""
     for k, step in enumerate(steps):
         if k == crop_at:
             in_hw, n_in = results['img'].shape[:2], len(results['gt_bboxes'])
@@ -195,11 +205,25 @@ def _run_once(steps: list, results: dict, crop_at: int) -> tuple:
         if k == crop_at:
             out_hw = results['img'].shape[:2]
             n_out = len(results['gt_bboxes'])
-    boxes = results['gt_bboxes'].numpy()
-    sides = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
     return (tuple(out_hw) == tuple(in_hw),
             out_hw[0] * out_hw[1] / (in_hw[0] * in_hw[1]), n_in, n_out,
-            sides / min(results['img'].shape[:2]))
+            results['gt_bboxes'].tensor, min(results['img'].shape[:2]))
+
+
+def _matcher(cfg: Config):
+    """``boxes -> number of positive default boxes`` with the config's
+    default boxes and assigner (section 2.2 matching), what the loss sees."""
+    init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
+    model = MODELS.build(cfg.model)
+    priors = torch.cat(model.bbox_head.prior_generator.grid_priors(
+        _feature_sizes(model), device='cpu'))
+    assigner = TASK_UTILS.build(cfg.model.train_cfg.assigner)
+
+    def positives(boxes: torch.Tensor) -> int:
+        gt = InstanceData(bboxes=boxes, labels=torch.zeros(len(boxes)).long())
+        result = assigner.assign(InstanceData(priors=priors), gt)
+        return int((result.gt_inds > 0).sum())
+    return positives
 
 
 def crop_statistics(cfg: Config, num_samples: int,
@@ -209,10 +233,12 @@ def crop_statistics(cfg: Config, num_samples: int,
     Returns, per variant: ``whole`` (fraction of crops that return the whole
     image), ``area`` (mean crop area over the crop's input area), ``kept``
     (boxes out of the crop over boxes in), ``large`` (fraction of boxes after
-    the whole pipeline with sqrt(w * h) over half the network input) and
-    ``side`` (their mean sqrt(w * h) over the network input side).
+    the whole pipeline with sqrt(w * h) over half the network input),
+    ``side`` (their mean sqrt(w * h) over the network input side) and
+    ``pos`` (mean positive default boxes per sample, from the config's
+    assigner: what the loss trains on; 3x as many negatives are mined).
     """
-    stats = {}
+    stats, positives = {}, _matcher(cfg)
     for variant, vcfg in (('ours', cfg), ('mmdet', mmdet_variant(cfg))):
         dataset_cfg = copy.deepcopy(
             _with_pipeline(vcfg.train_dataloader.dataset))
@@ -224,13 +250,16 @@ def crop_statistics(cfg: Config, num_samples: int,
         np.random.seed(seed)
         rows = [_run_once(steps, copy.deepcopy(dataset.get_data_info(
             i % len(dataset))), crop_at) for i in range(num_samples)]
-        whole, area, n_in, n_out, sides = zip(*rows)
-        sides = np.concatenate(sides)
+        whole, area, n_in, n_out, boxes, side = zip(*rows)
+        sides = np.concatenate([np.sqrt(
+            ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).numpy()) / s
+            for b, s in zip(boxes, side)])
         stats[variant] = dict(
             whole=float(np.mean(whole)), area=float(np.mean(area)),
             kept=sum(n_out) / max(sum(n_in), 1),
             large=float(np.mean(sides > 0.5)) if sides.size else 0.0,
-            side=float(sides.mean()) if sides.size else 0.0)
+            side=float(sides.mean()) if sides.size else 0.0,
+            pos=float(np.mean([positives(b) for b in boxes])))
     return stats
 
 
