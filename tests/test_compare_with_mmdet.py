@@ -4,7 +4,6 @@ Its default boxes are checked against ours box for box (mmdet's
 ``SSDAnchorGenerator`` is an independent implementation), its modules and
 transforms against mmdet's classes and our settings.
 """
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -13,19 +12,15 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from conftest import load_tool
 from ssd_plugin.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICKSTART = osp.join(ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'compare_with_mmdet',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'compare_with_mmdet.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def compare_tool():
+    return load_tool('analysis_tools/compare_with_mmdet.py')
 
 
 def sorted_rows(boxes) -> np.ndarray:
@@ -36,7 +31,7 @@ def sorted_rows(boxes) -> np.ndarray:
 @pytest.fixture(scope='module')
 def configs():
     cfg = Config.fromfile(QUICKSTART)
-    return cfg, load_tool().mmdet_variant(cfg)
+    return cfg, compare_tool().mmdet_variant(cfg)
 
 
 def test_mmdet_counterpart_has_our_default_boxes(configs):
@@ -83,4 +78,4 @@ def test_a_neck_mmdet_cannot_express_is_refused():
     cfg = Config.fromfile(QUICKSTART)
     cfg.model.neck.bottleneck_channels = (32, 64, 64)
     with pytest.raises(ValueError, match='bottleneck_channels'):
-        load_tool().mmdet_variant(cfg)
+        compare_tool().mmdet_variant(cfg)
