@@ -19,11 +19,7 @@ voc_trainval = [
     for split in _base_.train_dataloader.dataset.dataset.datasets
 ]
 train_dataloader = dict(
-    batch_size=_base_.batch_size,
-    num_workers=4,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    batch_sampler=None,  # fixed-size inputs: no aspect-ratio grouping
-    dataset=dict(dataset=dict(datasets=voc_trainval)))
+    _base_.train_loader, dataset=dict(dataset=dict(datasets=voc_trainval)))
 val_dataloader = dict(dataset=dict(_scope_='ssd_plugin', type=dataset_type))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='VOCMetric', metric='mAP', eval_mode='11points')
