@@ -13,6 +13,7 @@ _base_ = [
 # ignored (bbox_min_size), which drops it from matching; Caffe trains on
 # every box, so keep them.
 dataset_type = 'CheckedVOCDataset'
+voc_num_classes = 20  # the leaves give it to their heads
 voc_trainval = [
     dict(split, _scope_='ssd_plugin', type=dataset_type,
          filter_cfg=dict(filter_empty_gt=True, min_size=32))
