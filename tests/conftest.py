@@ -4,7 +4,9 @@ The sets are written once per session by the shapes generator; the configs
 inherit the real paper configs (``configs/ssd/*.py``) and override only the
 data paths, the class count, loader sizes and the run length.
 """
+import importlib.util
 import os.path as osp
+from types import ModuleType
 from typing import Callable
 
 import pytest
@@ -12,6 +14,20 @@ import pytest
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SSD_CONFIGS = ('ssd300_coco', 'ssd512_coco', 'ssd300_voc0712',
                'ssd512_voc0712')
+
+
+def load_tool(path: str) -> ModuleType:
+    """``tools/<path>`` as a module, its folder first on ``sys.path`` while it
+    loads (as when the script runs), under a name of its own (``tools/test.py``
+    is not the standard library's ``test``). Tests import it from here."""
+    path = osp.join(REPO_ROOT, 'tools', path)
+    name = 'ssd_tools_' + osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(osp.dirname(path))
+        spec.loader.exec_module(module)
+    return module
 
 # Appended to every tiny config: a short run with every check and progress
 # hook of ssd_plugin.engine, logging every iteration.

@@ -4,7 +4,6 @@ Its default boxes are checked against ours box for box (mmdet's
 ``SSDAnchorGenerator`` is an independent implementation), its modules and
 transforms against mmdet's classes and our settings.
 """
-import importlib.util
 import json
 import os.path as osp
 
@@ -14,19 +13,15 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from conftest import load_tool
 from ssd_plugin.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICKSTART = osp.join(ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'compare_with_mmdet',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'compare_with_mmdet.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def compare_tool():
+    return load_tool('analysis_tools/compare_with_mmdet.py')
 
 
 def sorted_rows(boxes) -> np.ndarray:
@@ -37,7 +32,7 @@ def sorted_rows(boxes) -> np.ndarray:
 @pytest.fixture(scope='module')
 def configs():
     cfg = Config.fromfile(QUICKSTART)
-    return cfg, load_tool().mmdet_variant(cfg)
+    return cfg, compare_tool().mmdet_variant(cfg)
 
 
 def test_mmdet_counterpart_has_our_default_boxes(configs):
@@ -84,7 +79,7 @@ def test_a_neck_mmdet_cannot_express_is_refused():
     cfg = Config.fromfile(QUICKSTART)
     cfg.model.neck.bottleneck_channels = (32, 64, 64)
     with pytest.raises(ValueError, match='bottleneck_channels'):
-        load_tool().mmdet_variant(cfg)
+        compare_tool().mmdet_variant(cfg)
 
 
 @pytest.mark.parametrize('variant, ours_type, mmdet_type', [
@@ -95,7 +90,7 @@ def test_a_neck_mmdet_cannot_express_is_refused():
 def test_one_change_variants_swap_exactly_one_transform(
         configs, variant, ours_type, mmdet_type):
     cfg, mmdet_cfg = configs
-    swapped = load_tool().variant_config(cfg, variant)
+    swapped = compare_tool().variant_config(cfg, variant)
     assert swapped.model == cfg.model  # our neck, head, boxes and loss
     ours = cfg.train_dataloader.dataset.pipeline
     theirs = swapped.train_dataloader.dataset.pipeline
@@ -106,7 +101,7 @@ def test_one_change_variants_swap_exactly_one_transform(
     assert changed[0][1] == next(
         s for s in mmdet_cfg.train_dataloader.dataset.pipeline
         if s['type'] == mmdet_type)
-    same = load_tool().variant_config(cfg, 'ours')
+    same = compare_tool().variant_config(cfg, 'ours')
     assert same.model == cfg.model
     assert same.train_dataloader == cfg.train_dataloader
 
@@ -122,7 +117,7 @@ def test_crop_statistics_of_crops_that_keep_the_whole_image(
     steps[3].prob = 0.0  # zoom-out
     steps[4].scale_range = (1.0, 1.0)
     steps[6].prob = 0.0  # flip
-    stats = load_tool().crop_statistics(cfg, 16)
+    stats = compare_tool().crop_statistics(cfg, 16)
     with open(osp.join(shapes_root, 'annotations',
                        'instances_train.json')) as f:
         boxes_per_image = len(json.load(f)['annotations']) / 8

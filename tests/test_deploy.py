@@ -21,6 +21,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
+from conftest import load_tool
 from ssd_plugin.deploy import DeployedDetector, bf16_network, read_metadata
 from ssd_plugin.deploy.backends import build_session
 from ssd_plugin.deploy.export import End2EndSSD, deploy_test_cfg
@@ -37,12 +38,7 @@ BACKENDS = ('onnxruntime', 'openvino')
 
 
 def _load_tool(name: str):
-    import importlib.util
-    path = osp.join(REPO_ROOT, 'tools', 'deployment', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'deploy_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'deployment/{name}.py')
 
 
 def images():

@@ -3,7 +3,6 @@
 Expected values come from hand geometry, from pycocotools / ElementTree
 reading the files back, and from the drawn pixels themselves.
 """
-import importlib.util
 import json
 import math
 import os
@@ -15,21 +14,15 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
+from conftest import load_tool
 from ssd_plugin.testing.shapes import (SHAPE_CLASSES, draw_image,
                                         make_shapes, mask_to_xywh,
                                         overlap_over_smaller, shape_mask,
                                         shape_polygon, textured_background)
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
 
 def _load_cli():
-    path = osp.join(REPO_ROOT, 'tools', 'dataset_converters',
-                    'make_shapes.py')
-    spec = importlib.util.spec_from_file_location('make_shapes_cli', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('dataset_converters/make_shapes.py')
 
 
 # --- pure geometry -----------------------------------------------------------

@@ -7,23 +7,19 @@ COCO evaluation and the drawn pictures.
 """
 import glob
 import json
-import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
 
+from conftest import load_tool
 from ssd_plugin.testing.shapes import make_shapes
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def load_quickstart():
-    spec = importlib.util.spec_from_file_location(
-        'quickstart', osp.join(ROOT, 'tools', 'quickstart.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('quickstart.py')
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ pytest.ini). Runs in this process call the tools' ``main``; runs that need a
 process of their own (torchrun, mim, SIGKILL) use subprocesses.
 """
 import glob
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -25,6 +24,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from conftest import load_tool
 from ssd_plugin.engine import EvalProgressBarHook
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -33,16 +33,8 @@ sys.path.insert(0, TOOLS)  # as for `python tools/train.py`: finds _launch
 import _launch  # noqa: E402
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f'ssd_tools_{name}', osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_tool = _load_tool('train')
-test_tool = _load_tool('test')
+train_tool = load_tool('train.py')
+test_tool = load_tool('test.py')
 
 
 def _env() -> dict:

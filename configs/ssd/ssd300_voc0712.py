@@ -11,7 +11,8 @@ _base_ = [
 
 model = dict(
     bbox_head=dict(
-        num_classes=20, prior_generator=dict(scale_range=(0.2, 0.9))))
+        num_classes=_base_.voc_num_classes,
+        prior_generator=dict(scale_range=(0.2, 0.9))))
 
 train_pipeline = list(_base_.train_steps.values())
 test_pipeline = list(_base_.test_steps.values())

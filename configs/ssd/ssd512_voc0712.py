@@ -11,7 +11,7 @@ _base_ = [
 
 model = dict(
     bbox_head=dict(
-        num_classes=20,
+        num_classes=_base_.voc_num_classes,
         prior_generator=dict(scale_range=(0.15, 0.9),
                              first_level=(0.07, 0.15))))
 

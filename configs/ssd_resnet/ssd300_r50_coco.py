@@ -16,7 +16,7 @@ _base_ = ['../ssd/ssd300_coco.py']
 level_channels = (1024, 512, 512, 256, 256, 256)  # maps 38, 19, 10, 5, 3, 1
 model = dict(
     # torchvision's ImageNet std: ResNet's weights expect normalised pixels.
-    data_preprocessor=dict(std=[58.395, 57.12, 57.375]),
+    data_preprocessor=dict(std=_base_.imagenet_rgb_std),
     # mmdet's ResNet: 3 stages, layer3 at stride 1. ImageNet weights: add
     # init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50').
     backbone=dict(

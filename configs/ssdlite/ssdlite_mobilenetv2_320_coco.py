@@ -18,13 +18,14 @@ level_channels = (96, 1280, 512, 256, 256, 128)  # maps 20, 10, 5, 3, 2, 1
 norm_cfg = dict(type='BN', eps=0.001, momentum=0.03)
 act_cfg = dict(type='ReLU6', inplace=True)
 separable = dict(use_depthwise=True, norm_cfg=norm_cfg, act_cfg=act_cfg)
+trunc_normal = dict(type='TruncNormal', layer='Conv2d', std=0.03)
 model = dict(
-    data_preprocessor=dict(std=[58.395, 57.12, 57.375]),
+    data_preprocessor=dict(std=_base_.imagenet_rgb_std),
     backbone=dict(
         type='MobileNetV2',
         out_indices=(4, 7),
         norm_cfg=norm_cfg,
-        init_cfg=dict(type='TruncNormal', layer='Conv2d', std=0.03)),
+        init_cfg=trunc_normal),
     neck=dict(
         in_channels=level_channels[:2],
         out_channels=level_channels,
@@ -32,7 +33,7 @@ model = dict(
         strides=(2, 2, 2, 2),
         paddings=(1, 1, 1, 1),
         l2_norm_scale=None,
-        init_cfg=dict(type='TruncNormal', layer='Conv2d', std=0.03),
+        init_cfg=trunc_normal,
         **separable),
     bbox_head=dict(
         in_channels=level_channels,

@@ -27,49 +27,29 @@ class EvalProgressBarHook(Hook):
         self.bar_width = bar_width
         self._bar: Optional[ProgressBar] = None
 
-    def _start(self, num_batches: int) -> None:
+    def _before_epoch(self, runner, mode: str = 'train') -> None:
+        """Start a bar over ``len(runner.{val,test}_dataloader)`` batches."""
+        num_batches = 0 if mode == 'train' else len(
+            getattr(runner, f'{mode}_dataloader'))
         if is_main_process() and num_batches > 0:
             self._bar = ProgressBar(num_batches, self.bar_width,
                                     file=sys.stdout)
 
-    def _update(self) -> None:
+    def _after_iter(self, runner, batch_idx: int,
+                    data_batch: Optional[dict] = None,
+                    outputs: Optional[list] = None,
+                    mode: str = 'train') -> None:
+        """Advance the bar (open only in val and test) by one batch."""
         if self._bar is not None:
             self._bar.update()
             # The metrics are computed (and printed) before after_*_epoch,
             # so end the bar's line at the last batch.
             if self._bar.completed >= self._bar.task_num:
-                self._finish()
+                self._after_epoch(runner, mode)
 
-    def _finish(self) -> None:
+    def _after_epoch(self, runner, mode: str = 'train') -> None:
+        """End the bar's line if a short epoch left it open."""
         if self._bar is not None:
             sys.stdout.write('\n')
             sys.stdout.flush()
             self._bar = None
-
-    def before_val_epoch(self, runner) -> None:
-        """Start a bar over ``len(runner.val_dataloader)`` batches."""
-        self._start(len(runner.val_dataloader))
-
-    def after_val_iter(self, runner, batch_idx: int,
-                       data_batch: Optional[dict] = None,
-                       outputs: Optional[list] = None) -> None:
-        """Advance the bar by one batch."""
-        self._update()
-
-    def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        """End the bar's line if a short epoch left it open."""
-        self._finish()
-
-    def before_test_epoch(self, runner) -> None:
-        """Start a bar over ``len(runner.test_dataloader)`` batches."""
-        self._start(len(runner.test_dataloader))
-
-    def after_test_iter(self, runner, batch_idx: int,
-                        data_batch: Optional[dict] = None,
-                        outputs: Optional[list] = None) -> None:
-        """Advance the bar by one batch."""
-        self._update()
-
-    def after_test_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        """End the bar's line if a short epoch left it open."""
-        self._finish()

@@ -55,11 +55,11 @@ class FiniteLossCheckHook(Hook):
         """Check ``outputs`` (the loss dict of this iteration)."""
         if not outputs or not self.every_n_train_iters(runner, self.interval):
             return
-        bad = non_finite_terms(outputs)
+        losses = loss_terms(outputs)
+        bad = non_finite_terms(losses)
         iteration = runner.iter + 1  # 1-based, as in the training log
         if not bad:
-            self._last_finite = loss_terms(outputs)
-            self._last_finite_iter = iteration
+            self._last_finite, self._last_finite_iter = losses, iteration
             return
         if self._last_finite is None:
             before = 'no earlier iteration had finite losses'

@@ -312,9 +312,8 @@ class DefaultBoxGenerator:
         """Optional clipping to the input and box-type wrapping."""
         if self.clip:
             in_h, in_w = self._input_hw(input_shape)
-            boxes = torch.stack([
-                boxes[:, 0].clamp(0, in_w), boxes[:, 1].clamp(0, in_h),
-                boxes[:, 2].clamp(0, in_w), boxes[:, 3].clamp(0, in_h)], 1)
+            boxes = torch.min(boxes.clamp(min=0),
+                              boxes.new_tensor([in_w, in_h, in_w, in_h]))
         return HorizontalBoxes(boxes) if self.use_box_type else boxes
 
     def sparse_priors(self,

@@ -12,7 +12,7 @@ from xml.etree import ElementTree as ET
 
 import cv2
 import numpy as np
-from mmengine.utils import ProgressBar
+from mmengine.utils import track_iter_progress
 
 SHAPE_CLASSES = ('circle', 'square', 'triangle', 'star')
 FORMATS = ('coco', 'voc', 'both')
@@ -203,15 +203,21 @@ def voc_xml(folder: str, stem: str, img_size: int,
     return ET.tostring(root, encoding='unicode') + '\n'
 
 
+def _write_jpegs(folder: str, entries: list) -> None:
+    os.makedirs(folder, exist_ok=True)
+    for stem, jpeg, _ in entries:
+        with open(osp.join(folder, f'{stem}.jpg'), 'wb') as f:
+            f.write(jpeg)
+
+
 def _write_voc(voc_root: str, sets: Dict[Tuple[str, str], list],
                img_size: int) -> None:
     for (year, image_set), entries in sets.items():
         base = osp.join(voc_root, f'VOC{year}')
-        for sub in ('Annotations', 'ImageSets/Main', 'JPEGImages'):
+        for sub in ('Annotations', 'ImageSets/Main'):
             os.makedirs(osp.join(base, sub), exist_ok=True)
-        for stem, jpeg, objects in entries:
-            with open(osp.join(base, 'JPEGImages', f'{stem}.jpg'), 'wb') as f:
-                f.write(jpeg)
+        _write_jpegs(osp.join(base, 'JPEGImages'), entries)
+        for stem, _, objects in entries:
             with open(osp.join(base, 'Annotations', f'{stem}.xml'), 'w') as f:
                 f.write(voc_xml(f'VOC{year}', stem, img_size, objects))
         with open(osp.join(base, 'ImageSets/Main', f'{image_set}.txt'),
@@ -221,11 +227,8 @@ def _write_voc(voc_root: str, sets: Dict[Tuple[str, str], list],
 
 def _write_coco(out_dir: str, split: str, entries: list,
                 img_size: int) -> str:
-    os.makedirs(osp.join(out_dir, split), exist_ok=True)
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
-    for stem, jpeg, _ in entries:
-        with open(osp.join(out_dir, split, f'{stem}.jpg'), 'wb') as f:
-            f.write(jpeg)
+    _write_jpegs(osp.join(out_dir, split), entries)
     ann_file = osp.join(out_dir, 'annotations', f'instances_{split}.json')
     with open(ann_file, 'w') as f:
         json.dump(coco_json([(f'{stem}.jpg', objs)
@@ -280,23 +283,17 @@ def make_shapes(out_dir: str, num_train: int = 400, num_val: int = 100,
     """
     _check_args(num_train, num_val, img_size, fmt, min_objects, max_objects,
                 scale_range)
-    bar = ProgressBar(num_train + num_val, file=sys.stdout) \
-        if progress and num_train + num_val > 0 else None
-    splits: Dict[str, list] = {}
-    for split, count, first_id in (('train', num_train, 0),
-                                   ('val', num_val, num_train)):
-        splits[split] = []
-        for index in range(count):
-            rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
-            image, objects = draw_image(rng, img_size, max_objects,
-                                        min_objects, tuple(scale_range))
-            jpeg = cv2.imencode('.jpg', image,
-                                [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
-            splits[split].append((f'{first_id + index:06d}', jpeg, objects))
-            if bar is not None:
-                bar.update()
-    if bar is not None:
-        sys.stdout.write('\n')
+    jobs = [('train', index, index) for index in range(num_train)] + [
+        ('val', index, num_train + index) for index in range(num_val)]
+    splits: Dict[str, list] = dict(train=[], val=[])
+    for split, index, image_id in (track_iter_progress(jobs, file=sys.stdout)
+                                   if progress and jobs else jobs):
+        rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
+        image, objects = draw_image(rng, img_size, max_objects, min_objects,
+                                    tuple(scale_range))
+        jpeg = cv2.imencode('.jpg', image,
+                            [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+        splits[split].append((f'{image_id:06d}', jpeg, objects))
     return _write_layouts(out_dir, splits, img_size, fmt)
 
 

@@ -42,11 +42,6 @@ MMDET_CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
 Sample = Tuple[np.ndarray, np.ndarray]
 
 
-def default_images() -> List[str]:
-    """Photographs shipped with the environment: matplotlib's sample jpgs."""
-    return sorted(glob.glob(osp.join(SAMPLE_DIR, '*.jpg')))
-
-
 def make_sample(photo: np.ndarray,
                 rng: np.random.Generator,
                 max_boxes: int = 6) -> Sample:
@@ -163,7 +158,8 @@ def run(images: Sequence[str],
 def main() -> None:
     """Run the benchmark with the command line's options."""
     args = parse_args()
-    run(args.images or default_images(), args.samples, args.rounds, args.seed,
+    images = args.images or sorted(glob.glob(osp.join(SAMPLE_DIR, '*.jpg')))
+    run(images, args.samples, args.rounds, args.seed,
         args.max_boxes, args.config, args.mmdet_config)
 
 

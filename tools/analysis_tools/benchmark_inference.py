@@ -21,10 +21,10 @@ Usage::
         [--threads N] [--test-cfg {own,same}] [--seed 0] [--deploy]
 """
 import argparse
-import importlib.util
 import logging
 import os
 import os.path as osp
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -48,6 +48,8 @@ from ssd_plugin.utils.benchmark import (detection_agreement, report,
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OUR_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
 CONVERTER = osp.join(REPO_ROOT, 'tools', 'model_converters', 'from_mmdet.py')
+DEPLOY_CONTENDERS = osp.join(REPO_ROOT, 'tools', 'deployment',
+                             'benchmark_contenders.py')
 MMDET_CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
                         'ssd300_coco.py')
 SAMPLE_IMAGE = osp.join(
@@ -185,20 +187,9 @@ def build_contenders(args: argparse.Namespace,
                   (REFERENCE, partial(inference_detector, ours))]
     if args.deploy:  # ONNX Runtime / OpenVINO paths (README "Deploy")
         with tempfile.TemporaryDirectory() as work_dir:  # sessions load it
-            contenders += _deployment().deployment_contenders(
-                ours, images, work_dir, args.threads)
+            contenders += runpy.run_path(DEPLOY_CONTENDERS)[
+                'deployment_contenders'](ours, images, work_dir, args.threads)
     return contenders
-
-
-def _deployment():
-    """``tools/deployment/benchmark_contenders.py`` as a module."""
-    path = osp.join(REPO_ROOT, 'tools', 'deployment',
-                    'benchmark_contenders.py')
-    spec = importlib.util.spec_from_file_location('benchmark_contenders',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def print_agreement(contenders: Sequence[Contender],

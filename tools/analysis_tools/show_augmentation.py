@@ -40,11 +40,7 @@ def find_pipeline(dataset: dict) -> Optional[list]:
         return dataset['pipeline']
     inner = [dataset['dataset']] if 'dataset' in dataset else dataset.get(
         'datasets', [])
-    for child in inner:
-        found = find_pipeline(child)
-        if found:
-            return found
-    return None
+    return next(filter(None, map(find_pipeline, inner)), None)
 
 
 def augmentation_from_config(path: str) -> List[dict]:

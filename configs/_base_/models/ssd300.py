@@ -10,6 +10,9 @@ and a leaf config puts ``list(_base_.train_steps.values())`` in its loader.
 input_size = 300  # Network input side (section 3)
 # ImageNet mean, RGB: the VGG16 weights expect it (Caffe subtracts it, BGR).
 rgb_mean = [123.675, 116.28, 103.53]
+# ImageNet std, RGB: what torchvision-style backbones (ResNet-50, MobileNetV2)
+# take; VGG16's Caffe weights take unscaled pixels (std 1).
+imagenet_rgb_std = [58.395, 57.12, 57.375]
 level_channels = (512, 1024, 512, 256, 256, 256)  # conv4_3, fc7, conv6_2...
 
 model = dict(

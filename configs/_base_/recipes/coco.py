@@ -23,10 +23,6 @@ param_scheduler = [
 # pipeline in our scope.
 dataset_type = 'CheckedCocoDataset'
 train_dataloader = dict(
-    batch_size=_base_.batch_size,
-    num_workers=4,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    batch_sampler=None,  # fixed-size inputs: no aspect-ratio grouping
-    dataset=dict(_scope_='ssd_plugin', type=dataset_type))
+    _base_.train_loader, dataset=dict(_scope_='ssd_plugin', type=dataset_type))
 val_dataloader = dict(dataset=dict(_scope_='ssd_plugin', type=dataset_type))
 test_dataloader = val_dataloader

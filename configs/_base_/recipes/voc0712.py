@@ -13,17 +13,14 @@ _base_ = [
 # ignored (bbox_min_size), which drops it from matching; Caffe trains on
 # every box, so keep them.
 dataset_type = 'CheckedVOCDataset'
+voc_num_classes = 20  # the leaves give it to their heads
 voc_trainval = [
     dict(split, _scope_='ssd_plugin', type=dataset_type,
          filter_cfg=dict(filter_empty_gt=True, min_size=32))
     for split in _base_.train_dataloader.dataset.dataset.datasets
 ]
 train_dataloader = dict(
-    batch_size=_base_.batch_size,
-    num_workers=4,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    batch_sampler=None,  # fixed-size inputs: no aspect-ratio grouping
-    dataset=dict(dataset=dict(datasets=voc_trainval)))
+    _base_.train_loader, dataset=dict(dataset=dict(datasets=voc_trainval)))
 val_dataloader = dict(dataset=dict(_scope_='ssd_plugin', type=dataset_type))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='VOCMetric', metric='mAP', eval_mode='11points')

@@ -10,6 +10,13 @@ from ImageNet weights.
 """
 max_iters = 120000
 batch_size = 32  # Caffe's; the data recipes and auto_scale_lr use it
+# The data recipes' training loader: iterations from an endless sampler; no
+# aspect-ratio grouping, as SSD's inputs have one fixed size.
+train_loader = dict(
+    batch_size=batch_size,
+    num_workers=4,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    batch_sampler=None)
 
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -161,8 +161,7 @@ def _check_pair(name: str, value: Sequence[float], low: float, high: float,
     if len(value) != 2 or not low < value[0] <= value[1] <= high:
         raise ValueError(
             f'{name} must be (min, max) with {low} < min <= max <= {high}, '
-            f'got '
-            f'{value}; the paper uses {paper}')
+            f'got {value}; the paper uses {paper}')
     return float(value[0]), float(value[1])
 
 
