@@ -56,7 +56,8 @@ def test_quickstart_trains_and_the_loss_falls(tmp_path):
 def test_quickstart_config_points_at_the_given_folders(tmp_path):
     quickstart = load_quickstart()
     args = quickstart.parse_args(
-        ['--work-dir', 'w', '--data-root', 'somewhere/shapes', '--epochs', '3'])
+        ['--work-dir', 'w', '--data-root', 'somewhere/shapes', '--epochs', '3',
+         '--seed', '5'])
     cfg = quickstart.quickstart_config(args)
     assert cfg.work_dir == 'w'
     assert cfg.train_dataloader.dataset.data_root == 'somewhere/shapes/'
@@ -64,6 +65,9 @@ def test_quickstart_config_points_at_the_given_folders(tmp_path):
         'somewhere/shapes/annotations/instances_val.json'
     assert cfg.train_cfg.max_epochs == 3
     assert cfg.param_scheduler[-1].end == 3
+    assert cfg.randomness.seed == 5
+    default = quickstart.quickstart_config(quickstart.parse_args([]))
+    assert default.randomness.seed == 0 and default.train_cfg.max_epochs > 3
     # The generated set matches the network input.
     assert cfg.shapes_set['img_size'] == cfg.input_size
 

@@ -12,7 +12,9 @@
 4. prints the time taken, the mAP@0.5 and where the pictures are.
 
 Options: ``--work-dir`` (default ``work_dirs/quickstart``), ``--data-root``
-(default ``data/shapes``), ``--epochs`` to shorten or lengthen training.
+(default ``data/shapes``), ``--epochs`` to shorten or lengthen training,
+``--seed`` for another seeded run (weights, shuffling, augmentation; the
+shapes set stays the same).
 """
 import argparse
 import glob
@@ -36,6 +38,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--data-root', default='data/shapes')
     parser.add_argument('--epochs', type=int, default=None,
                         help='training epochs (default: the config\'s)')
+    parser.add_argument('--seed', type=int, default=None,
+                        help='random seed (default: the config\'s, 0)')
     return parser.parse_args(argv)
 
 
@@ -76,6 +80,8 @@ def quickstart_config(args: argparse.Namespace) -> Config:
         cfg.train_cfg.val_interval = args.epochs
         cfg.param_scheduler[-1].end = args.epochs
         cfg.default_hooks.checkpoint.interval = args.epochs
+    if args.seed is not None:
+        cfg.randomness.seed = args.seed
     return cfg
 
 
