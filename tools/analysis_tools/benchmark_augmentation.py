@@ -24,7 +24,7 @@ import argparse
 import glob
 import os.path as osp
 import statistics
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -33,6 +33,7 @@ from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from ssd_plugin.analysis.dataset_check import leaf_datasets
 from ssd_plugin.registry import TRANSFORMS
 from ssd_plugin.utils.benchmark import (MMDET_SSD300, SAMPLE_DIR,
                                         add_timing_args, check_timing,
@@ -45,23 +46,15 @@ _SKIPPED = ('LoadImageFromFile', 'LoadAnnotations', 'PackDetInputs')
 Sample = Tuple[np.ndarray, np.ndarray]
 
 
-def find_pipeline(dataset: dict) -> Optional[list]:
-    """The first ``pipeline`` in a dataset, maybe wrapped or concatenated."""
-    if dataset.get('pipeline'):
-        return dataset['pipeline']
-    inner = [dataset['dataset']] if 'dataset' in dataset else dataset.get(
-        'datasets', [])
-    return next(filter(None, map(find_pipeline, inner)), None)
-
-
 def augmentation_from_config(path: str) -> List[dict]:
-    """The train pipeline of a config without its loading and packing steps."""
+    """The train pipeline of a config (its first dataset's with one) without
+    the loading and packing steps."""
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'config {path} not found; pass an existing --config')
-    cfg = Config.fromfile(path)
-    pipeline = find_pipeline(
-        cfg.get('train_dataloader', {}).get('dataset', {}))
+    leaves = leaf_datasets(
+        Config.fromfile(path).get('train_dataloader', {}).get('dataset', {}))
+    pipeline = next(filter(None, (d.get('pipeline') for d in leaves)), None)
     if not pipeline:
         raise ValueError(
             f'{path} has no train_dataloader dataset pipeline; pass '
@@ -85,17 +78,13 @@ def annotated_results(img: np.ndarray, boxes: np.ndarray) -> dict:
             of label 0 and not ignored.
     """
     h, w = img.shape[:2]
-    return dict(
-        img=img,
-        img_shape=(h, w),
-        ori_shape=(h, w),
-        gt_bboxes=HorizontalBoxes(boxes.copy()),
-        gt_bboxes_labels=np.zeros(len(boxes), np.int64),
-        gt_ignore_flags=np.zeros(len(boxes), bool))
+    return dict(img=img, img_shape=(h, w), ori_shape=(h, w),
+                gt_bboxes=HorizontalBoxes(boxes.copy()),
+                gt_bboxes_labels=np.zeros(len(boxes), np.int64),
+                gt_ignore_flags=np.zeros(len(boxes), bool))
 
 
-def make_sample(photo: np.ndarray,
-                rng: np.random.Generator,
+def make_sample(photo: np.ndarray, rng: np.random.Generator,
                 max_boxes: int = 6) -> Sample:
     """A random crop of ``photo`` rescaled to 300-700 px, with boxes.
 
@@ -123,19 +112,15 @@ def make_sample(photo: np.ndarray,
                                                      1).astype(np.float32)
 
 
-def load_samples(images: Sequence[str],
-                 num_samples: int,
-                 seed: int,
+def load_samples(images: Sequence[str], num_samples: int, seed: int,
                  max_boxes: int = 6) -> List[Sample]:
     """``num_samples`` samples made from the photographs in turn."""
     photos = read_images(images)
     if not photos:
         raise FileNotFoundError('no photographs; pass readable --images')
     rng = np.random.default_rng(seed)
-    return [
-        make_sample(photos[i % len(photos)], rng, max_boxes)
-        for i in range(num_samples)
-    ]
+    return [make_sample(photos[i % len(photos)], rng, max_boxes)
+            for i in range(num_samples)]
 
 
 def check_output_sizes(pipelines: Dict[str, Compose],
@@ -168,14 +153,9 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def run(images: Sequence[str],
-        num_samples: int,
-        rounds: int,
-        seed: int,
-        max_boxes: int = 6,
-        config: str = DEFAULT_CONFIG,
-        mmdet_config: str = MMDET_SSD300,
-        threads: int = 1) -> List[float]:
+def run(images: Sequence[str], num_samples: int, rounds: int, seed: int,
+        max_boxes: int = 6, config: str = DEFAULT_CONFIG,
+        mmdet_config: str = MMDET_SSD300, threads: int = 1) -> List[float]:
     """Print ms/image per pipeline and round; return the per-round ratios."""
     check_timing(rounds, threads)
     samples = load_samples(images, num_samples, seed, max_boxes)
