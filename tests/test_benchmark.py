@@ -11,14 +11,17 @@ import math
 import os.path as osp
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from ssd_plugin.utils.benchmark import (detection_agreement, quartiles,
-                                        report, time_interleaved)
+from conftest import REPO_ROOT, load_tool
+from ssd_plugin.utils.benchmark import (check_timing, detection_agreement,
+                                        quartiles, read_images, report,
+                                        report_rounds, time_interleaved)
 
 
 def test_time_interleaved_alternates_the_order_with_a_fake_clock():
@@ -69,6 +72,38 @@ def test_report_prints_ratios_of_medians(capsys):
     assert out[1].startswith('fast:    100.0 ms') and '3.00x' in out[1]
     with pytest.raises(ValueError, match="'mmdet' is not a contender"):
         report(dict(slow=[1.0]), 'mmdet')
+
+
+def test_report_rounds_prints_each_round_then_the_medians(capsys):
+    # Two rounds of two calls: slow means 0.2 and 0.4 s, fast 0.1 and 0.1 s.
+    ratios = report_rounds(dict(slow=[0.1, 0.3, 0.4, 0.4],
+                                fast=[0.1, 0.1, 0.05, 0.15]), 2, 'slow')
+    assert list(ratios) == ['slow', 'fast']
+    assert ratios['slow'] == [1, 1] and ratios['fast'] == pytest.approx([2, 4])
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == [
+        'round 0: slow 200.0 ms (1.00x), fast 100.0 ms (2.00x)',
+        'round 1: slow 400.0 ms (1.00x), fast 100.0 ms (4.00x)',
+        'median over 2 rounds:']
+    assert out[4].startswith('fast:    100.0 ms') and '3.00x' in out[4]
+    with pytest.raises(ValueError, match="'mmdet' is not a contender"):
+        report_rounds(dict(slow=[1.0]), 1, 'mmdet')
+
+
+def test_read_images_and_timing_flags(tmp_path):
+    path = str(tmp_path / 'a.png')
+    cv2.imwrite(path, np.full((3, 5, 3), 7, np.uint8))
+    (image, ) = read_images([path])
+    assert image.shape == (3, 5, 3) and image.dtype == np.uint8
+    assert read_images([]) == []
+    with pytest.raises(FileNotFoundError, match=r"\['nope.jpg'\].*--images"):
+        read_images([path, 'nope.jpg'])
+    for rounds, threads, flag in ((0, 1, '--rounds=0'), (1, 0, '--threads=0')):
+        with pytest.raises(ValueError, match=flag):
+            check_timing(rounds, threads)
+    threads = torch.get_num_threads()
+    check_timing(1, None)  # None: leave the threads as they are
+    assert torch.get_num_threads() == threads
 
 
 def detections(boxes, scores, labels) -> InstanceData:
@@ -148,6 +183,19 @@ def test_print_agreement_against_the_reference(bench, capsys):
         'ssd_plugin (0.0%)']
     bench.print_agreement([('ssd_plugin', lambda ims: [empty])], images[:1])
     assert 'both empty' in capsys.readouterr().out
+
+
+def test_benchmark_train_step_on_the_quickstart_config(capsys):
+    # ResNet-18 at 128 px: a few seconds; threads left as they are.
+    tool = load_tool('analysis_tools/benchmark_train_step.py')
+    config = osp.join(REPO_ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
+    ratios = tool.main([
+        '--config', config, '--batch', '1', '--steps', '1', '--rounds', '1'])
+    assert ratios['float32'] == [1] and len(ratios['bf16']) == 1
+    assert ratios['bf16'][0] > 0
+    out = capsys.readouterr().out
+    assert 'batch 1' in out and '1 rounds of 1 steps' in out
+    assert 'round 0: float32' in out and 'x as fast as float32' in out
 
 
 @pytest.mark.slow

@@ -1,13 +1,12 @@
-"""Smoke tests of the augmentation benchmark and the augmentation viewer.
+"""Smoke tests of the augmentation benchmark.
 
-Both run on a photograph-like image written here (no downloads), with a
+It runs on a photograph-like image written here (no downloads), with a
 handful of samples so that the file takes seconds.
 """
 import glob
 import importlib
 import os.path as osp
 import re
-import sys
 
 import cv2
 import numpy as np
@@ -64,56 +63,33 @@ def test_benchmark_names_missing_images(tool):
         bench.load_samples(['/nonexistent/photo.jpg'], 1, 0)
 
 
-def test_show_augmentation_writes_a_grid(photo, tmp_path, monkeypatch, tool):
-    show = tool('show_augmentation')
-    out = str(tmp_path / 'grid.png')
-    monkeypatch.setattr(sys, 'argv', [
-        'show', '--out', out, '--image', photo, '--num', '5', '--boxes',
-        '10,20,200,220'
-    ])
-    show.main()
-    grid = cv2.imread(out)
-    assert grid.shape == (600, 900, 3)  # 5 panels: 2 rows x 3 columns of 300
-    assert (grid[..., 1] == 255).any()  # some green box outline was drawn
-
-
-def test_show_augmentation_box_parsing_errors(tool):
-    show = tool('show_augmentation')
-    with pytest.raises(ValueError, match='x1,y1,x2,y2'):
-        show.parse_boxes(['1,2,a,4'], (10, 10))
-    np.testing.assert_array_equal(
-        show.parse_boxes(None, (8, 4)), [[1, 2, 3, 6]])
-
-
 @pytest.mark.parametrize(
     'name', ['ssd300_coco', 'ssd512_coco', 'ssd300_voc0712', 'ssd512_voc0712'])
 def test_every_config_trains_with_the_ssd_augmentation(name, tool):
-    show = tool('show_augmentation')
+    bench = tool('benchmark_augmentation')
     config = osp.join(REPO_ROOT, 'configs', 'ssd', f'{name}.py')
-    steps = [
-        t['type'].split('.')[-1] for t in show.augmentation_from_config(config)
-    ]
+    steps = [t['type'].split('.')[-1]
+             for t in bench.augmentation_from_config(config)]
     assert steps[:3] == [
         'RandomPhotometricDistort', 'RandomZoomOut', 'RandomIoUCrop'
     ]
     assert steps[3:] == ['Resize', 'RandomFlip']
 
 
-def test_show_augmentation_config_errors(tmp_path, tool):
-    show = tool('show_augmentation')
+def test_augmentation_config_errors(tmp_path, tool):
+    bench = tool('benchmark_augmentation')
     with pytest.raises(FileNotFoundError, match='--config'):
-        show.augmentation_from_config(str(tmp_path / 'missing.py'))
+        bench.augmentation_from_config(str(tmp_path / 'missing.py'))
     empty = tmp_path / 'empty.py'
     empty.write_text('x = 1\n')
     with pytest.raises(ValueError, match='training config'):
-        show.augmentation_from_config(str(empty))
+        bench.augmentation_from_config(str(empty))
 
 
 def test_benchmark_reads_mmdets_pipeline_from_its_config(tool):
     bench = tool('benchmark_augmentation')
     steps = [t['type'] for t in
-             tool('show_augmentation').augmentation_from_config(
-                 bench.MMDET_CONFIG)]
+             bench.augmentation_from_config(bench.MMDET_SSD300)]
     assert steps == ['Expand', 'MinIoURandomCrop', 'Resize', 'RandomFlip',
                      'PhotoMetricDistortion']
 

@@ -22,37 +22,30 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
-
-def add_launch_args(parser: argparse.ArgumentParser) -> None:
-    """Add ``--work-dir``, ``--cfg-options``, ``--launcher``, ``--local-rank``."""
+def parse(parser: argparse.ArgumentParser,
+          argv: Optional[List[str]]) -> argparse.Namespace:
+    """Add ``--work-dir``, ``--cfg-options``, ``--launcher`` and
+    ``--local-rank``, parse ``argv`` (default ``sys.argv[1:]``) and export
+    ``LOCAL_RANK``."""
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config values, key=value (e.g. '
         'train_cfg.max_iters=2 "model.bbox_head.num_classes=4")')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+    parser.add_argument('--launcher', default='none',
+                        choices=('none', 'pytorch', 'slurm', 'mpi'),
                         help='job launcher (pytorch: torchrun)')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-
-
-def parse(parser: argparse.ArgumentParser,
-          argv: Optional[List[str]]) -> argparse.Namespace:
-    """Parse ``argv`` (default ``sys.argv[1:]``); export ``LOCAL_RANK``."""
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
-def default_work_dir(config: str) -> str:
-    """``./work_dirs/<config name>``, mmdet's default."""
-    return osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
-
-
 def load_config(args: argparse.Namespace) -> Config:
-    """The config file with ``--cfg-options`` < ``--work-dir`` applied."""
+    """The config file with ``--cfg-options`` < ``--work-dir`` applied;
+    mmdet's default work dir: ``./work_dirs/<config name>``."""
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -60,7 +53,8 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = default_work_dir(args.config)
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
     return cfg
 
 
@@ -101,8 +95,9 @@ def setup_cpu_ddp(cfg: Config) -> bool:
 
 
 @contextmanager
-def launched(cfg: Config) -> Iterator[None]:
-    """Run the block under the config's launcher; end the process group.
+def launched(cfg: Config) -> Iterator[Runner]:
+    """The config's runner (``Runner.from_cfg``, or the registered
+    ``cfg.runner_type``) under its launcher; the process group ended after.
 
     A process group still alive when Python exits is torn down during
     interpreter finalisation, while gloo's worker threads may still hold
@@ -114,7 +109,11 @@ def launched(cfg: Config) -> Iterator[None]:
     setup_cpu_ddp(cfg)  # no-op with CUDA or without a launcher
     succeeded = False
     try:
-        yield
+        if 'runner_type' in cfg:  # registered: look it up in the cfg's scope
+            cfg._scope_ = cfg.get('default_scope')
+            yield RUNNERS.build(cfg)
+        else:
+            yield Runner.from_cfg(cfg)
         succeeded = True
     finally:
         if torch_dist.is_available() and torch_dist.is_initialized():
@@ -122,10 +121,3 @@ def launched(cfg: Config) -> Iterator[None]:
                 torch_dist.barrier()
             torch_dist.destroy_process_group()
 
-
-def build_runner(cfg: Config) -> Runner:
-    """``Runner.from_cfg``, or the registered ``cfg.runner_type``."""
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    cfg._scope_ = cfg.get('default_scope')  # look it up in the config's scope
-    return RUNNERS.build(cfg)

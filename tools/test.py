@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from mmengine.config import Config
 
-from _launch import add_launch_args, build_runner, launched, load_config, parse
+from _launch import launched, load_config, parse
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 
@@ -31,14 +31,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='save drawn predictions under work_dir/<time>/')
     parser.add_argument('--wait-time', type=float, default=2,
                         help='seconds each image is shown with --show')
-    add_launch_args(parser)
     return parse(parser, argv)
-
-
-def check_out(out: Optional[str]) -> None:
-    """Raise ``ValueError`` unless ``--out`` is empty or a pickle path."""
-    if out is not None and not out.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out {out!r} must end in .pkl or .pickle')
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -51,7 +44,8 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)  # mmdet's own helper
-    check_out(args.out)
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out {args.out!r} must end in .pkl or .pickle')
     return cfg
 
 
@@ -59,8 +53,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     """Parse, build the runner and test; return the metrics."""
     args = parse_args(argv)
     cfg = build_config(args)
-    with launched(cfg):
-        runner = build_runner(cfg)
+    with launched(cfg) as runner:
         if args.out is not None:
             # As mmdet 3.3's tools/test.py: a metric that only dumps results.
             runner.test_evaluator.metrics.append(

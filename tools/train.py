@@ -18,7 +18,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from _launch import add_launch_args, build_runner, launched, load_config, parse
+from _launch import launched, load_config, parse
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -34,7 +34,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--resume', nargs='?', type=str, const='auto',
         help='a checkpoint path to resume from; with no value, resume from '
         'the latest checkpoint in the work dir')
-    add_launch_args(parser)
     return parse(parser, argv)
 
 
@@ -87,8 +86,8 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None) -> None:
     """Parse, build the runner and train."""
     cfg = build_config(parse_args(argv))
-    with launched(cfg):
-        build_runner(cfg).train()
+    with launched(cfg) as runner:
+        runner.train()
 
 
 if __name__ == '__main__':

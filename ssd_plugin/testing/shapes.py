@@ -178,27 +178,25 @@ def coco_json(split_images: List[Tuple[str, List[ShapeObject]]],
                 categories=categories)
 
 
+def _add(parent: ET.Element, tag: str, **children: object) -> ET.Element:
+    element = ET.SubElement(parent, tag)
+    for child, text in children.items():
+        ET.SubElement(element, child).text = str(text)
+    return element
+
+
 def voc_xml(folder: str, stem: str, img_size: int,
             objects: List[ShapeObject]) -> str:
     """VOCdevkit XML; 1-based inclusive: ``xmin = x + 1``, ``xmax = x + w``."""
     root = ET.Element('annotation')
     ET.SubElement(root, 'folder').text = folder
     ET.SubElement(root, 'filename').text = f'{stem}.jpg'
-    size = ET.SubElement(root, 'size')
-    for tag, value in (('width', img_size), ('height', img_size),
-                       ('depth', 3)):
-        ET.SubElement(size, tag).text = str(value)
+    _add(root, 'size', width=img_size, height=img_size, depth=3)
     ET.SubElement(root, 'segmented').text = '0'
     for label, (x, y, w, h), _ in objects:
-        obj = ET.SubElement(root, 'object')
-        ET.SubElement(obj, 'name').text = SHAPE_CLASSES[label]
-        ET.SubElement(obj, 'pose').text = 'Unspecified'
-        ET.SubElement(obj, 'truncated').text = '0'
-        ET.SubElement(obj, 'difficult').text = '0'
-        box = ET.SubElement(obj, 'bndbox')
-        for tag, value in (('xmin', x + 1), ('ymin', y + 1),
-                           ('xmax', x + w), ('ymax', y + h)):
-            ET.SubElement(box, tag).text = str(value)
+        obj = _add(root, 'object', name=SHAPE_CLASSES[label],
+                   pose='Unspecified', truncated=0, difficult=0)
+        _add(obj, 'bndbox', xmin=x + 1, ymin=y + 1, xmax=x + w, ymax=y + h)
     ET.indent(root)
     return ET.tostring(root, encoding='unicode') + '\n'
 

@@ -3,13 +3,57 @@
 Contenders run interleaved in one process, so a shared machine's load hits
 all alike; in the package, as mmdet's ``utils/benchmark.py``.
 """
+import argparse
+import importlib.util
+import os.path as osp
 import statistics
 import time
 from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
                     Tuple)
 
+import cv2
+import mmdet
+import numpy as np
+import torch
 from mmdet.structures.bbox import bbox_overlaps
 from mmengine.structures import InstanceData
+
+# mmdet 3.3's SSD300 COCO config, shipped in its wheel; matplotlib's photos.
+MMDET_SSD300 = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
+                        'ssd300_coco.py')
+SAMPLE_DIR = osp.join(
+    osp.dirname(importlib.util.find_spec('matplotlib').origin), 'mpl-data',
+    'sample_data')
+
+
+def add_timing_args(parser: argparse.ArgumentParser, rounds: int,
+                    threads: Optional[int]) -> None:
+    """Add ``--rounds`` and ``--threads`` (None: torch's default)."""
+    parser.add_argument('--rounds', type=int, default=rounds,
+                        help=f'interleaved timed rounds (default {rounds})')
+    parser.add_argument('--threads', type=int, default=threads,
+                        help=f'torch and OpenCV threads (default {threads})')
+
+
+def check_timing(rounds: int, threads: Optional[int]) -> None:
+    """Check ``--rounds`` and ``--threads`` (>= 1); set the threads."""
+    for flag, value in dict(rounds=rounds, threads=threads).items():
+        if value is not None and value < 1:
+            raise ValueError(f'--{flag}={value}: pass at least 1')
+    if threads:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+
+
+def read_images(paths: Sequence[str]) -> List[np.ndarray]:
+    """(H, W, 3) uint8 BGR images, or ``FileNotFoundError`` naming all the
+    unreadable ``--images``."""
+    images = [cv2.imread(path, cv2.IMREAD_COLOR) for path in paths]
+    missing = [path for path, img in zip(paths, images) if img is None]
+    if missing:
+        raise FileNotFoundError(f'cannot read images {missing}; pass '
+                                'readable files to --images')
+    return images
 
 
 def time_interleaved(contenders: Mapping[str, Callable[[Any], Any]],
@@ -58,6 +102,12 @@ def quartiles(values: Sequence[float]) -> List[float]:
     return statistics.quantiles(values, n=4, method='inclusive')
 
 
+def _check_baseline(seconds: Mapping[str, Any], baseline: str) -> None:
+    if baseline not in seconds:
+        raise ValueError(f'baseline {baseline!r} is not a contender; '
+                         f'choose one of {list(seconds)}')
+
+
 def report(seconds: Mapping[str, Sequence[float]], baseline: str,
            unit: str = 'ms', scale: float = 1e3) -> Dict[str, float]:
     """Print each contender's median and quartiles, and its speed-up.
@@ -71,9 +121,7 @@ def report(seconds: Mapping[str, Sequence[float]], baseline: str,
     Returns:
         dict[str, float]: ``median(baseline) / median(contender)``.
     """
-    if baseline not in seconds:
-        raise ValueError(f'baseline {baseline!r} is not a contender; '
-                         f'choose one of {list(seconds)}')
+    _check_baseline(seconds, baseline)
     stats = {name: quartiles(t) for name, t in seconds.items()}
     width = max(map(len, stats))
     ratios = {}
@@ -82,6 +130,35 @@ def report(seconds: Mapping[str, Sequence[float]], baseline: str,
         print(f'{name:>{width}}: {median * scale:8.1f} {unit} (median; '
               f'quartiles {low * scale:.1f}-{high * scale:.1f}), '
               f'{ratios[name]:.2f}x as fast as {baseline}')
+    return ratios
+
+
+def report_rounds(seconds: Mapping[str, Sequence[float]], rounds: int,
+                  baseline: str, unit: str = 'ms',
+                  scale: float = 1e3) -> Dict[str, List[float]]:
+    """Print each round's mean per call and ratio, then :func:`report` them.
+
+    Args:
+        seconds (Mapping[str, Sequence[float]]): Per contender, ``rounds * n``
+            seconds in call order (as :func:`time_interleaved` gives them).
+        rounds (int): Equal rounds they fall into.
+        baseline, unit, scale: As :func:`report`.
+
+    Returns:
+        dict[str, list[float]]: Per contender and round, ``mean(baseline) /
+        mean(contender)``.
+    """
+    _check_baseline(seconds, baseline)
+    means = {name: [statistics.fmean(part) for part in np.array_split(
+        np.asarray(t, float), rounds)] for name, t in seconds.items()}
+    ratios = {name: [b / m for b, m in zip(means[baseline], values)]
+              for name, values in means.items()}
+    for r in range(rounds):
+        print(f'round {r}: ' + ', '.join(
+            f'{name} {values[r] * scale:.1f} {unit} ({ratios[name][r]:.2f}x)'
+            for name, values in means.items()), flush=True)
+    print(f'median over {rounds} rounds:')
+    report(means, baseline, unit, scale)
     return ratios
 
 

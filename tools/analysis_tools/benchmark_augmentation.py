@@ -1,4 +1,4 @@
-"""Images/s of SSD's train augmentation: ssd_plugin against MMDetection.
+"""Time per image of SSD's train augmentation: ssd_plugin against MMDetection.
 
 Both pipelines are the augmentation of a config's train pipeline (loading
 and packing left out: the same for both), read from the configs:
@@ -6,9 +6,9 @@ and packing left out: the same for both), read from the configs:
 photometric distortion, zoom-out, IoU crop, resize, flip) and
 ``--mmdet-config`` (default MMDetection 3.3's ``configs/ssd/ssd300_coco.py``:
 ``Expand``, ``MinIoURandomCrop``, ``Resize``, ``RandomFlip``,
-``PhotoMetricDistortion``). They run in this process on one thread (OpenCV
-and torch), on the same decoded samples, interleaved sample by sample
-(``ssd_plugin.utils.benchmark``).
+``PhotoMetricDistortion``). They run in this process on ``--threads``
+(default one; OpenCV and torch), on the same decoded samples, interleaved
+sample by sample (``ssd_plugin.utils.benchmark``).
 
 Samples are random crops (60-100 % of each side) of the given photographs,
 rescaled so that the longer side is 300-700 pixels, with 1 to ``--max-boxes``
@@ -17,8 +17,8 @@ random boxes (default 6).
 Usage::
 
     python tools/analysis_tools/benchmark_augmentation.py
-        [--images a.jpg b.png] [--samples 200] [--rounds 7] [--seed 0]
-        [--max-boxes 6] [--config CONFIG] [--mmdet-config CONFIG]
+        [--images a.jpg b.png] [--samples 200] [--rounds 7] [--threads 1]
+        [--seed 0] [--max-boxes 6] [--config CONFIG] [--mmdet-config CONFIG]
 """
 import argparse
 import glob
@@ -27,23 +27,64 @@ import statistics
 from typing import Dict, List, Sequence, Tuple
 
 import cv2
-import mmdet
 import numpy as np
-import torch
 from mmcv.transforms import Compose
+from mmdet.structures.bbox import HorizontalBoxes
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
-from ssd_plugin.utils.benchmark import report, time_interleaved
-# The script's folder is on sys.path when it runs.
-from show_augmentation import (DEFAULT_CONFIG, SAMPLE_DIR,  # isort:skip
-                               annotated_results, build_augmentation)
+from ssd_plugin.analysis.dataset_check import leaf_datasets
+from ssd_plugin.registry import TRANSFORMS
+from ssd_plugin.utils.benchmark import (MMDET_SSD300, SAMPLE_DIR,
+                                        add_timing_args, check_timing,
+                                        read_images, report_rounds,
+                                        time_interleaved)
 
-MMDET_CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
-                        'ssd300_coco.py')
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
+_SKIPPED = ('LoadImageFromFile', 'LoadAnnotations', 'PackDetInputs')
 Sample = Tuple[np.ndarray, np.ndarray]
 
 
-def make_sample(photo: np.ndarray,
-                rng: np.random.Generator,
+def augmentation_from_config(path: str) -> List[dict]:
+    """The train pipeline of a config (its first dataset's with one) without
+    the loading and packing steps."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'config {path} not found; pass an existing --config')
+    leaves = leaf_datasets(
+        Config.fromfile(path).get('train_dataloader', {}).get('dataset', {}))
+    pipeline = next(filter(None, (d.get('pipeline') for d in leaves)), None)
+    if not pipeline:
+        raise ValueError(
+            f'{path} has no train_dataloader dataset pipeline; pass '
+            f'a training config')
+    return [t for t in pipeline if t['type'].split('.')[-1] not in _SKIPPED]
+
+
+def build_augmentation(path: str) -> Compose:
+    """:func:`augmentation_from_config` built in the ``ssd_plugin`` scope."""
+    init_default_scope('ssd_plugin')
+    return Compose(
+        [TRANSFORMS.build(t) for t in augmentation_from_config(path)])
+
+
+def annotated_results(img: np.ndarray, boxes: np.ndarray) -> dict:
+    """What ``LoadImageFromFile`` + ``LoadAnnotations`` give a pipeline.
+
+    Args:
+        img (np.ndarray): (H, W, 3) BGR image (not copied).
+        boxes (np.ndarray): (N, 4) x1, y1, x2, y2 in pixels (copied), each
+            of label 0 and not ignored.
+    """
+    h, w = img.shape[:2]
+    return dict(img=img, img_shape=(h, w), ori_shape=(h, w),
+                gt_bboxes=HorizontalBoxes(boxes.copy()),
+                gt_bboxes_labels=np.zeros(len(boxes), np.int64),
+                gt_ignore_flags=np.zeros(len(boxes), bool))
+
+
+def make_sample(photo: np.ndarray, rng: np.random.Generator,
                 max_boxes: int = 6) -> Sample:
     """A random crop of ``photo`` rescaled to 300-700 px, with boxes.
 
@@ -71,22 +112,15 @@ def make_sample(photo: np.ndarray,
                                                      1).astype(np.float32)
 
 
-def load_samples(images: Sequence[str],
-                 num_samples: int,
-                 seed: int,
+def load_samples(images: Sequence[str], num_samples: int, seed: int,
                  max_boxes: int = 6) -> List[Sample]:
     """``num_samples`` samples made from the photographs in turn."""
-    photos = [cv2.imread(p, cv2.IMREAD_COLOR) for p in images]
-    missing = [p for p, photo in zip(images, photos) if photo is None]
-    if missing or not photos:
-        raise FileNotFoundError(
-            f'cannot read photographs {missing or images}; pass readable '
-            f'--images')
+    photos = read_images(images)
+    if not photos:
+        raise FileNotFoundError('no photographs; pass readable --images')
     rng = np.random.default_rng(seed)
-    return [
-        make_sample(photos[i % len(photos)], rng, max_boxes)
-        for i in range(num_samples)
-    ]
+    return [make_sample(photos[i % len(photos)], rng, max_boxes)
+            for i in range(num_samples)]
 
 
 def check_output_sizes(pipelines: Dict[str, Compose],
@@ -108,59 +142,44 @@ def parse_args() -> argparse.Namespace:
                         help='photographs (default: matplotlib sample jpgs)')
     parser.add_argument('--samples', type=int, default=200,
                         help='samples per round')
-    parser.add_argument('--rounds', type=int, default=7,
-                        help='interleaved rounds')
+    add_timing_args(parser, rounds=7, threads=1)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-boxes', type=int, default=6,
                         help='1 to this many boxes per sample')
     parser.add_argument('--config', default=DEFAULT_CONFIG,
                         help='our training config (default: SSD300 COCO)')
-    parser.add_argument('--mmdet-config', default=MMDET_CONFIG,
+    parser.add_argument('--mmdet-config', default=MMDET_SSD300,
                         help="mmdet's (default: its SSD300 COCO config)")
     return parser.parse_args()
 
 
-def run(images: Sequence[str],
-        num_samples: int,
-        rounds: int,
-        seed: int,
-        max_boxes: int = 6,
-        config: str = DEFAULT_CONFIG,
-        mmdet_config: str = MMDET_CONFIG) -> List[float]:
-    """Print images/s per pipeline and round; return the per-round ratios."""
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
+def run(images: Sequence[str], num_samples: int, rounds: int, seed: int,
+        max_boxes: int = 6, config: str = DEFAULT_CONFIG,
+        mmdet_config: str = MMDET_SSD300, threads: int = 1) -> List[float]:
+    """Print ms/image per pipeline and round; return the per-round ratios."""
+    check_timing(rounds, threads)
     samples = load_samples(images, num_samples, seed, max_boxes)
     pixels = np.mean([img.shape[0] * img.shape[1] for img, _ in samples])
     print(f'{num_samples} samples/round from {len(images)} photographs, '
-          f'mean {pixels / 1e3:.0f} kpixels; one thread')
+          f'mean {pixels / 1e3:.0f} kpixels; {threads} thread(s)')
     pipelines = dict(mmdet=build_augmentation(mmdet_config),
                      ssd_plugin=build_augmentation(config))
     np.random.seed(seed)
     check_output_sizes(pipelines, samples[:10])
     times = time_interleaved(pipelines, samples, rounds, warmup=0,
                              prepare=lambda sample: annotated_results(*sample))
-    per_image = {
-        name: [sum(t[r * num_samples:(r + 1) * num_samples]) / num_samples
-               for r in range(rounds)] for name, t in times.items()}
-    ratios = [m / s for m, s in zip(per_image['mmdet'],
-                                    per_image['ssd_plugin'])]
-    for r, ratio in enumerate(ratios):
-        print(f'round {r}: mmdet {1 / per_image["mmdet"][r]:.1f} img/s, '
-              f'ssd_plugin {1 / per_image["ssd_plugin"][r]:.1f} img/s, '
-              f'ratio {ratio:.2f}')
-    print(f'median over {rounds} rounds (ratio of medians; median of the '
-          f'ratios {statistics.median(ratios):.2f}):')
-    report(per_image, 'mmdet', unit='ms/image')
-    return ratios
+    ratios = report_rounds(times, rounds, 'mmdet', unit='ms/image')
+    print(f'median of the per-round ratios: '
+          f'{statistics.median(ratios["ssd_plugin"]):.2f}')
+    return ratios['ssd_plugin']
 
 
 def main() -> None:
     """Run the benchmark with the command line's options."""
     args = parse_args()
     images = args.images or sorted(glob.glob(osp.join(SAMPLE_DIR, '*.jpg')))
-    run(images, args.samples, args.rounds, args.seed,
-        args.max_boxes, args.config, args.mmdet_config)
+    run(images, args.samples, args.rounds, args.seed, args.max_boxes,
+        args.config, args.mmdet_config, args.threads)
 
 
 if __name__ == '__main__':

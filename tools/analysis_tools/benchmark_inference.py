@@ -32,8 +32,6 @@ from functools import partial
 from typing import Callable, List, Sequence, Tuple
 
 import cv2
-import matplotlib
-import mmdet
 import numpy as np
 import torch
 from mmdet.apis import inference_detector, init_detector
@@ -42,19 +40,16 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import nn
 
-from ssd_plugin.utils.benchmark import (detection_agreement, report,
-                                        time_interleaved)
+from ssd_plugin.utils.benchmark import (MMDET_SSD300, SAMPLE_DIR,
+                                        add_timing_args, check_timing,
+                                        detection_agreement, read_images,
+                                        report, time_interleaved)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OUR_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
 CONVERTER = osp.join(REPO_ROOT, 'tools', 'model_converters', 'from_mmdet.py')
 DEPLOY_CONTENDERS = osp.join(REPO_ROOT, 'tools', 'deployment',
                              'benchmark_contenders.py')
-MMDET_CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
-                        'ssd300_coco.py')
-SAMPLE_IMAGE = osp.join(
-    osp.dirname(matplotlib.__file__), 'mpl-data', 'sample_data',
-    'grace_hopper.jpg')
 RGB_MEAN = (123.675, 116.28, 103.53)  # both configs' data preprocessor
 BASELINE, REFERENCE = 'mmdet', 'ssd_plugin'
 
@@ -64,18 +59,8 @@ Contender = Tuple[str, Detector]
 
 def load_images(paths: Sequence[str], num_random: int,
                 seed: int) -> List[np.ndarray]:
-    """BGR images: the given files, then random ones of assorted shapes.
-
-    Raises:
-        FileNotFoundError: If a given file cannot be read.
-    """
-    images = []
-    for path in paths:
-        image = cv2.imread(path)
-        if image is None:
-            raise FileNotFoundError(f'cannot read image {path!r}; pass '
-                                    'existing files to --images')
-        images.append(image)
+    """BGR images: the given files, then random ones of assorted shapes."""
+    images = read_images(paths)
     rng = np.random.default_rng(seed)
     for _ in range(num_random):
         height, width = rng.integers(200, 640, size=2)
@@ -151,7 +136,7 @@ def build_models(image: np.ndarray, same_test_cfg: bool, logit_std: float,
         the CPU; with ``same_test_cfg`` both have mmdet's ``test_cfg`` and
         ``nms_pre=10**6``, else each its config's.
     """
-    mmdet_cfg = Config.fromfile(MMDET_CONFIG)
+    mmdet_cfg = Config.fromfile(MMDET_SSD300)
     mmdet_cfg.model.backbone.init_cfg = None  # no download
     if same_test_cfg:
         mmdet_cfg.model.test_cfg.nms_pre = 10**6  # every candidate
@@ -210,17 +195,15 @@ def print_agreement(contenders: Sequence[Contender],
 def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--images', nargs='*', default=[SAMPLE_IMAGE],
+    parser.add_argument('--images', nargs='*',
+                        default=[osp.join(SAMPLE_DIR, 'grace_hopper.jpg')],
                         help='photographs to run (default: grace_hopper.jpg '
                         "from matplotlib's sample data)")
     parser.add_argument('--random-images', type=int, default=3,
                         help='random images of 200-640 px sides to add')
-    parser.add_argument('--rounds', type=int, default=10,
-                        help='timed calls per image and model')
+    add_timing_args(parser, rounds=10, threads=os.cpu_count())
     parser.add_argument('--warmup', type=int, default=1,
                         help='untimed rounds first')
-    parser.add_argument('--threads', type=int, default=os.cpu_count(),
-                        help='torch threads (default: all cores)')
     parser.add_argument('--test-cfg', choices=('own', 'same'),
                         default='own', help="'own': each config's test_cfg; "
                         "'same': mmdet's, keeping every candidate in both "
@@ -239,10 +222,7 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
 def main(argv: Sequence[str] = None) -> float:
     """Run the benchmark, print the report; return mmdet's / our time."""
     args = parse_args(argv)
-    if args.threads < 1 or args.rounds < 1:
-        raise ValueError(f'--threads={args.threads} and --rounds='
-                         f'{args.rounds} must be at least 1')
-    torch.set_num_threads(args.threads)
+    check_timing(args.rounds, args.threads)
     torch.manual_seed(args.seed)
     images = load_images(args.images, args.random_images, args.seed)
     if not images:

@@ -1,7 +1,9 @@
 """Time SSD training steps on the CPU: bf16 autocast against float32.
 
-One process, one model: rounds alternate float32 and bf16 (the first of a
-round alternates too) so that load from other processes hits both alike.
+One process, one model: float32 and bf16 steps interleaved, the order
+reversed on every other step (``ssd_plugin.utils.benchmark``), so that load
+from other processes hits both alike; printed: each round's mean ms/step, the
+medians and the bf16 speed-up over float32 ("as fast as float32").
 A step is forward, loss, backward and an SGD step on a synthetic batch
 (``--batch`` images at the config's input size, three boxes each).
 
@@ -12,9 +14,8 @@ Usage::
         [--rounds 3] [--threads N]
 """
 import argparse
-import statistics
-import time
-from typing import Dict, List
+from functools import partial
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmdet.structures import DetDataSample
@@ -24,6 +25,8 @@ from mmengine.structures import InstanceData
 
 import ssd_plugin  # noqa: F401  (registers ssd_plugin's modules)
 from ssd_plugin.registry import MODELS
+from ssd_plugin.utils.benchmark import (add_timing_args, check_timing,
+                                        report_rounds, time_interleaved)
 
 
 def synthetic_batch(batch: int, size: int, seed: int = 0) -> dict:
@@ -45,56 +48,43 @@ def synthetic_batch(batch: int, size: int, seed: int = 0) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
-def time_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               data: dict, steps: int, bf16: bool) -> float:
-    """Seconds per training step, averaged over ``steps``."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        batch = model.data_preprocessor(data, training=True)
-        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
-            losses = model(**batch, mode='loss')
-        loss = sum(v for k, v in losses.items() if 'loss' in k)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return (time.perf_counter() - start) / steps
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               data: dict, bf16: bool) -> None:
+    """Forward, loss, backward and an SGD step, under bf16 autocast or not."""
+    batch = model.data_preprocessor(data, training=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+        losses = model(**batch, mode='loss')
+    loss = sum(v for k, v in losses.items() if 'loss' in k)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
 
 
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, List[float]]:
+    """Time the steps with ``argv``'s options (default ``sys.argv``); print
+    and return the per-round speed-ups over float32."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default='configs/ssd/ssd300_coco.py')
     parser.add_argument('--batch', type=int, default=4)
-    parser.add_argument('--steps', type=int, default=2)
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    parser.add_argument('--steps', type=int, default=2,
+                        help='timed steps per round and precision')
+    add_timing_args(parser, rounds=3, threads=None)
+    args = parser.parse_args(argv)
+    check_timing(args.rounds, args.threads)
     cfg = Config.fromfile(args.config)
     with DefaultScope.overwrite_default_scope('ssd_plugin'):
         model = MODELS.build(cfg.model)
     model.train()  # PyTorch's init: the step time does not depend on it
     size = cfg.model.bbox_head.prior_generator.input_size
-    data = synthetic_batch(args.batch, size)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    for bf16 in (False, True):  # warm-up: allocator, MKL-DNN kernels
-        time_steps(model, optimizer, data, 1, bf16)
-    times: Dict[str, List[float]] = dict(float32=[], bf16=[])
-    for r in range(args.rounds):
-        for bf16 in ((False, True) if r % 2 == 0 else (True, False)):
-            name = 'bf16' if bf16 else 'float32'
-            times[name].append(time_steps(model, optimizer, data,
-                                          args.steps, bf16))
-            print(f'round {r}: {name} {times[name][-1]:.3f} s/step',
-                  flush=True)
+    step = partial(train_step, model, optimizer)
     print(f'{args.config}, batch {args.batch}, {torch.get_num_threads()} '
           f'threads, {args.rounds} rounds of {args.steps} steps')
-    for name, values in times.items():
-        print(f'{name:8s} median {statistics.median(values):.3f} s/step '
-              f'(min {min(values):.3f}, max {max(values):.3f})')
-    ratio = statistics.median(times['float32']) / statistics.median(
-        times['bf16'])
-    print(f'bf16 speed-up over float32: {ratio:.2f}x')
+    # Warm-up (allocator, MKL-DNN kernels): one untimed step of each.
+    times = time_interleaved(
+        dict(float32=partial(step, bf16=False), bf16=partial(step, bf16=True)),
+        [synthetic_batch(args.batch, size)] * args.steps, args.rounds)
+    return report_rounds(times, args.rounds, 'float32', unit='ms/step')
 
 
 if __name__ == '__main__':
