@@ -10,7 +10,7 @@ from numbers import Real
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmdet.structures.bbox import HorizontalBoxes
+from mmdet.structures.bbox import HorizontalBoxes, get_box_tensor
 from torch import Tensor
 
 from ssd_plugin.registry import TASK_UTILS
@@ -118,22 +118,6 @@ def _parse_ratios(
     return parsed
 
 
-def _check_sizes(min_sizes: Optional[Sequence[float]],
-                 max_sizes: Optional[Sequence[float]]) -> None:
-    """ValueError for size lists we cannot take, naming what to pass."""
-    if (min_sizes is None) != (max_sizes is None):
-        raise ValueError(
-            f'min_sizes={min_sizes} and max_sizes={max_sizes}: give both '
-            'lists or neither (every level has the sqrt(min*max) square; '
-            "mmdet's max_sizes=None has no equivalent here)")
-    for name, sizes in dict(min_sizes=min_sizes, max_sizes=max_sizes).items():
-        if sizes is not None and any(not isinstance(v, Real) for v in sizes):
-            raise ValueError(
-                f'{name}={list(sizes)} must hold one number per level; '
-                "several sizes per level (mmdet's nested lists) are not "
-                "supported: use mmdet's SSDAnchorGenerator for those")
-
-
 # mmdet's SSDAnchorGenerator puts SSD512 COCO's conv4_3 (s_min 0.1) at
 # (4, 10) percent, where our default rule gives (5, 10).
 _MMDET_FIRST_LEVEL = {0.1: (0.04, 0.1)}
@@ -213,7 +197,19 @@ class DefaultBoxGenerator:
                        first_level: Optional[Pair]
                        ) -> Tuple[List[float], List[float]]:
         """Explicit size lists (which win), or sizes from ``scale_range``."""
-        _check_sizes(min_sizes, max_sizes)
+        if (min_sizes is None) != (max_sizes is None):
+            raise ValueError(
+                f'min_sizes={min_sizes} and max_sizes={max_sizes}: give both '
+                'lists or neither (every level has the sqrt(min*max) square; '
+                "mmdet's max_sizes=None has no equivalent here)")
+        for name, sizes in (('min_sizes', min_sizes),
+                            ('max_sizes', max_sizes)):
+            if sizes is not None and any(not isinstance(v, Real)
+                                         for v in sizes):
+                raise ValueError(
+                    f'{name}={list(sizes)} must hold one number per level; '
+                    "several sizes per level (mmdet's nested lists) are not "
+                    "supported: use mmdet's SSDAnchorGenerator for those")
         if min_sizes is not None:
             return [float(s) for s in min_sizes], [float(s) for s in max_sizes]
         if scale_range is None:
@@ -305,11 +301,6 @@ class DefaultBoxGenerator:
         centres = torch.stack([cx, cy, cx, cy], dim=-1).reshape(-1, 1, 4)
         base = self.base_boxes[level_idx].to(device=device, dtype=dtype)
         boxes = (centres + base[None]).reshape(-1, 4)  # (H*W, A, 4) flat
-        return self._finish(boxes, input_shape)
-
-    def _finish(self, boxes: Tensor, input_shape: Optional[Tuple[int, int]]
-                ) -> Union[Tensor, HorizontalBoxes]:
-        """Optional clipping to the input and box-type wrapping."""
         if self.clip:
             in_h, in_w = self._input_hw(input_shape)
             boxes = torch.min(boxes.clamp(min=0),
@@ -324,16 +315,9 @@ class DefaultBoxGenerator:
                       device: DeviceType = 'cuda',
                       input_shape: Optional[Tuple[int, int]] = None) -> Tensor:
         """``(K, 4)`` rows ``prior_idxs`` ``(K,)`` of a level's grid."""
-        num_base = self.num_base_priors[level_idx]
-        step_w, step_h = self.level_step(level_idx, featmap_size, input_shape)
-        prior_idxs = prior_idxs.to(device)
-        cell = prior_idxs // num_base
-        cx = ((cell % featmap_size[1]).to(dtype) + self.offset) * step_w
-        cy = ((cell // featmap_size[1]).to(dtype) + self.offset) * step_h
-        base = self.base_boxes[level_idx].to(device=device, dtype=dtype)
-        boxes = torch.stack([cx, cy, cx, cy], 1) + base[prior_idxs % num_base]
-        finished = self._finish(boxes, input_shape)
-        return finished.tensor if self.use_box_type else finished
+        grid = self.single_level_grid_priors(featmap_size, level_idx, dtype,
+                                             device, input_shape)
+        return get_box_tensor(grid)[prior_idxs.to(device)]
 
     def valid_flags(self,
                     featmap_sizes: Sequence[Tuple[int, int]],
