@@ -61,13 +61,10 @@ def shape_mask(kind: str, center: Tuple[float, float], diameter: float,
 def mask_to_xywh(mask: np.ndarray) -> List[int]:
     """Tight COCO ``[x, y, w, h]`` of a non-empty (H, W) mask (pixel (r, c)
     gives ``[c, r, 1, 1]``)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    if not mask.any():
         raise ValueError('mask_to_xywh got an empty mask; draw the shape '
                          'inside the image first')
-    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
-            int(rows[-1] - rows[0] + 1)]
+    return list(cv2.boundingRect(mask.astype(np.uint8)))
 
 
 def overlap_over_smaller(box: Sequence[float],
