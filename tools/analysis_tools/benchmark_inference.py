@@ -1,18 +1,12 @@
 """CPU inference speed, end to end: SSD300 contenders on the same images.
 
-A contender is a ``(name, fn)`` pair, ``fn(images) -> detections``: BGR
-arrays in, one ``DetDataSample`` per image out, boxes on the original image
-(test pipeline to NMS). ``mmdet``: MMDetection 3.3's own SSD300 config,
-random weights with its head calibrated to trained-like scores;
-``ssd_plugin``: our ``configs/ssd/ssd300_coco.py`` with those weights
-through ``tools/model_converters/from_mmdet.py``. All run interleaved in
-this process (``ssd_plugin.utils.benchmark``); printed: candidates per
-model, each contender's agreement with ``ssd_plugin``, medians, quartiles
-and ratios against ``mmdet``. To compare another path, append it to
-:func:`build_contenders`'s list. ``--deploy`` adds ours in torch BF16,
-ONNX Runtime FP32 / INT8 and OpenVINO FP32 / BF16 / INT8
-(``tools/deployment/benchmark_contenders.py``). README "Speed" and
-"Deploy" say what is measured.
+A contender is a ``(name, fn)`` pair, ``fn(images) -> detections`` (BGR
+arrays in, one ``DetDataSample`` per image out); append one to
+:func:`build_contenders`'s list to compare another path. ``mmdet`` (its own
+SSD300 config, head calibrated) against ``ssd_plugin`` (its weights through
+``from_mmdet.py``); ``--deploy`` adds the paths of
+``tools/deployment/benchmark_contenders.py``. README "Speed" and "Deploy"
+say what is measured and printed.
 
 Usage::
 
@@ -40,6 +34,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import nn
 
+from ssd_plugin.models.ssd_head import flatten_levels
 from ssd_plugin.utils.benchmark import (MMDET_SSD300, SAMPLE_DIR,
                                         add_timing_args, check_timing,
                                         detection_agreement, read_images,
@@ -78,15 +73,11 @@ def _probe_features(model: nn.Module, image: np.ndarray) -> List[torch.Tensor]:
 
 def calibrate_head(model: nn.Module, image: np.ndarray, logit_std: float,
                    background_bias: float) -> None:
-    """Rescale mmdet's random SSD head in place to trained-like scores.
-
-    Random weights score every default box about ``1 / 81``, which would
-    make NMS see tens of thousands of boxes. Per level, the class conv is
-    scaled so that its logits on ``image`` have standard deviation
-    ``logit_std``, its bias is zero except ``+ background_bias`` on the
-    background channel (index ``C`` of each box's ``C + 1``); the box conv
-    is scaled to unit standard deviation.
-    """
+    """Rescale mmdet's random SSD head in place to trained-like scores
+    (random weights score every box about ``1 / 81``: NMS would see tens of
+    thousands). Per level the class logits on ``image`` get standard deviation
+    ``logit_std`` and zero bias but ``background_bias`` on the background
+    (index ``C`` of ``C + 1``), the offsets unit deviation."""
     head = model.bbox_head
     scores = head.cls_out_channels
     feats = _probe_features(model, image)
@@ -106,9 +97,8 @@ def count_candidates(model: nn.Module, images: Sequence[np.ndarray],
     for image in images:
         with torch.no_grad():
             cls_scores, _ = model.bbox_head(_probe_features(model, image))
-        scores = torch.cat([
-            s.permute(0, 2, 3, 1).reshape(-1, model.bbox_head.cls_out_channels)
-            for s in cls_scores]).softmax(-1)[:, :-1]
+        scores = flatten_levels(
+            cls_scores, model.bbox_head.cls_out_channels).softmax(-1)[..., :-1]
         counts.append(int((scores > score_thr).sum()))
     return counts
 
