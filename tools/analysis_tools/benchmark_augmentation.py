@@ -1,18 +1,11 @@
 """Time per image of SSD's train augmentation: ssd_plugin against MMDetection.
 
-Both pipelines are the augmentation of a config's train pipeline (loading
-and packing left out: the same for both), read from the configs:
-``--config`` (ours, default ``configs/ssd/ssd300_coco.py``: Caffe's order,
-photometric distortion, zoom-out, IoU crop, resize, flip) and
-``--mmdet-config`` (default MMDetection 3.3's ``configs/ssd/ssd300_coco.py``:
-``Expand``, ``MinIoURandomCrop``, ``Resize``, ``RandomFlip``,
-``PhotoMetricDistortion``). They run in this process on ``--threads``
-(default one; OpenCV and torch), on the same decoded samples, interleaved
-sample by sample (``ssd_plugin.utils.benchmark``).
-
-Samples are random crops (60-100 % of each side) of the given photographs,
-rescaled so that the longer side is 300-700 pixels, with 1 to ``--max-boxes``
-random boxes (default 6).
+Both pipelines are a config's train pipeline without loading and packing:
+``--config`` (ours, default ``configs/ssd/ssd300_coco.py``) and
+``--mmdet-config`` (default MMDetection 3.3's SSD300 COCO), interleaved on
+the same decoded samples (``ssd_plugin.utils.benchmark``) on ``--threads``
+(default one). Samples: random crops (60-100 % of each side) of the
+photographs, longer side 300-700 px, 1 to ``--max-boxes`` random boxes.
 
 Usage::
 
