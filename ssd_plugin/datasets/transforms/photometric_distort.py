@@ -56,9 +56,8 @@ def _pre_hsv_lut(params: DistortParams,
 def _hsv_lut(params: DistortParams) -> np.ndarray:
     """(256, 1, 3) cv2.LUT table for an HSV image: hue, saturation, value."""
     hue = _IDENTITY_LUT if params.hue is None else hue_lut(params.hue)
-    sat = (
-        _IDENTITY_LUT if params.saturation is None else affine_lut(
-            params.saturation, 0.0))
+    sat = _IDENTITY_LUT if params.saturation is None else affine_lut(
+        params.saturation, 0.0)
     return np.stack([hue, sat, _IDENTITY_LUT], axis=-1)[:, None, :]
 
 
@@ -144,21 +143,19 @@ class RandomPhotometricDistort(BaseTransform):
         """Draw one sample's distortion from ``np.random`` (seedable)."""
         fire = np.random.rand(4) < self.prob
         contrast_first = bool(np.random.rand() < 0.5)
-        brightness = np.random.uniform(-self.brightness_delta,
-                                       self.brightness_delta)
-        contrast = np.random.uniform(*self.contrast_range)
-        saturation = np.random.uniform(*self.saturation_range)
-        hue = np.random.uniform(-self.hue_delta, self.hue_delta)
+        draws = (np.random.uniform(-self.brightness_delta,
+                                   self.brightness_delta),
+                 np.random.uniform(*self.contrast_range),
+                 np.random.uniform(*self.saturation_range),
+                 np.random.uniform(-self.hue_delta, self.hue_delta))
+        brightness, contrast, saturation, hue = (
+            float(value) if fired else None
+            for value, fired in zip(draws, fire))
         order = None
         if np.random.rand() < self.channel_swap_prob:
             order = tuple(int(c) for c in np.random.permutation(3))
-        return DistortParams(
-            brightness=float(brightness) if fire[0] else None,
-            contrast=float(contrast) if fire[1] else None,
-            contrast_first=contrast_first,
-            saturation=float(saturation) if fire[2] else None,
-            hue=float(hue) if fire[3] else None,
-            channel_order=order)
+        return DistortParams(brightness, contrast, contrast_first,
+                             saturation, hue, order)
 
     def transform(self, results: dict) -> dict:
         """Distort ``results['img']``."""

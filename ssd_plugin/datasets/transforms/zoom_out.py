@@ -45,9 +45,7 @@ def paste_on_canvas(img: np.ndarray, params: ZoomOutParams,
     channels = 1 if img.ndim == 2 else img.shape[2]
     if channels <= 4:  # cv2's Scalar holds at most four channels
         canvas = cv2.copyMakeBorder(
-            img,
-            *pads,
-            cv2.BORDER_CONSTANT,
+            img, *pads, cv2.BORDER_CONSTANT,
             value=tuple(fill) + (0, ) * (4 - len(fill)))
         # OpenCV returns (h, w) for an (H, W, 1) image: restore the axis.
         return canvas.reshape(canvas.shape[:2] + img.shape[2:])
@@ -142,9 +140,8 @@ class RandomZoomOut(BaseTransform):
         if results.get('gt_masks', None) is not None:
             results['gt_masks'] = expand_masks(results['gt_masks'], params)
         if results.get('gt_seg_map', None) is not None:
-            results['gt_seg_map'] = paste_on_canvas(results['gt_seg_map'],
-                                                    params,
-                                                    (self.seg_ignore_label, ))
+            results['gt_seg_map'] = paste_on_canvas(
+                results['gt_seg_map'], params, (self.seg_ignore_label, ))
         return results
 
     def __repr__(self) -> str:
