@@ -121,13 +121,11 @@ class SSDHead(BaseDenseHead):
         self.assigner = None
         if train_cfg is not None and 'assigner' in train_cfg:
             self.assigner = TASK_UTILS.build(train_cfg['assigner'])
-        conv_args = (use_depthwise, norm_cfg, act_cfg)
-        self.cls_convs = nn.ModuleList(
-            self._predictor(c, a * self.cls_out_channels, *conv_args)
+        # Per level: logits (A_l * (C + 1) channels), then offsets (A_l * 4).
+        self.cls_convs, self.reg_convs = (nn.ModuleList(
+            self._predictor(c, a * k, use_depthwise, norm_cfg, act_cfg)
             for c, a in zip(self.in_channels, self.num_base_priors))
-        self.reg_convs = nn.ModuleList(
-            self._predictor(c, a * 4, *conv_args)
-            for c, a in zip(self.in_channels, self.num_base_priors))
+            for k in (self.cls_out_channels, 4))
         use_channels_last(self, channels_last)
 
     @staticmethod
