@@ -157,10 +157,8 @@ class SSDNeck(BaseModule):
     @staticmethod
     def _extra_layer(in_channels: int, mid_channels: int, out_channels: int,
                      kernel_size: int, stride: int, padding: int,
-                     use_depthwise: bool = False,
-                     norm_cfg: Optional[dict] = None,
-                     act_cfg: Optional[dict] = dict(type='ReLU', inplace=True)
-                     ) -> nn.Sequential:
+                     use_depthwise: bool, norm_cfg: Optional[dict],
+                     act_cfg: Optional[dict]) -> nn.Sequential:
         """Caffe's convK_1 (1x1) and convK_2 (kxk), each with (norm and) act."""
         second = separable_conv_norm_act if use_depthwise else conv_norm_act
         return nn.Sequential(
