@@ -49,10 +49,7 @@ class MultiBoxLoss(nn.Module):
                 raise ValueError(
                     f'{name}={value} must be >= 0; the paper uses '
                     'neg_pos_ratio=3, alpha=1, beta=1')
-        self.neg_pos_ratio = float(neg_pos_ratio)
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-        self.loss_weight = float(loss_weight)
+            setattr(self, name, float(value))
 
     def forward(self,
                 cls_scores: Tensor,

@@ -1,10 +1,7 @@
 """Time SSD training steps on the CPU: bf16 autocast against float32.
 
-One process, one model: float32 and bf16 steps interleaved, the order
-reversed on every other step (``ssd_plugin.utils.benchmark``), so that load
-from other processes hits both alike; printed: each round's mean ms/step, the
-medians and the bf16 speed-up over float32 ("as fast as float32").
-A step is forward, loss, backward and an SGD step on a synthetic batch
+One model, float32 and bf16 steps interleaved (``ssd_plugin.utils.benchmark``);
+printed: each round's mean ms/step, the medians and bf16's speed-up. A step is forward, loss, backward and an SGD step on a synthetic batch
 (``--batch`` images at the config's input size, three boxes each).
 
 Usage::
