@@ -3,7 +3,6 @@
 No VOC or COCO in CI, so the quickstart and tests draw their own, with shapes
 of several sizes (the paper's Fig. 4 case for multi-scale default boxes).
 """
-import json
 import os
 import os.path as osp
 import sys
@@ -12,6 +11,7 @@ from xml.etree import ElementTree as ET
 
 import cv2
 import numpy as np
+from mmengine.fileio import dump, put, put_text
 from mmengine.utils import track_iter_progress
 
 SHAPE_CLASSES = ('circle', 'square', 'triangle', 'star')
@@ -199,35 +199,30 @@ def voc_xml(folder: str, stem: str, img_size: int,
 
 
 def _write_jpegs(folder: str, entries: list) -> None:
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(folder, exist_ok=True)  # even for an empty split
     for stem, jpeg, _ in entries:
-        with open(osp.join(folder, f'{stem}.jpg'), 'wb') as f:
-            f.write(jpeg)
+        put(jpeg, osp.join(folder, f'{stem}.jpg'))
 
 
 def _write_voc(voc_root: str, sets: Dict[Tuple[str, str], list],
                img_size: int) -> None:
     for (year, image_set), entries in sets.items():
         base = osp.join(voc_root, f'VOC{year}')
-        for sub in ('Annotations', 'ImageSets/Main'):
-            os.makedirs(osp.join(base, sub), exist_ok=True)
+        os.makedirs(osp.join(base, 'Annotations'), exist_ok=True)
         _write_jpegs(osp.join(base, 'JPEGImages'), entries)
         for stem, _, objects in entries:
-            with open(osp.join(base, 'Annotations', f'{stem}.xml'), 'w') as f:
-                f.write(voc_xml(f'VOC{year}', stem, img_size, objects))
-        with open(osp.join(base, 'ImageSets/Main', f'{image_set}.txt'),
-                  'w') as f:
-            f.write(''.join(f'{stem}\n' for stem, _, _ in entries))
+            put_text(voc_xml(f'VOC{year}', stem, img_size, objects),
+                     osp.join(base, 'Annotations', f'{stem}.xml'))
+        put_text(''.join(f'{stem}\n' for stem, _, _ in entries),
+                 osp.join(base, 'ImageSets/Main', f'{image_set}.txt'))
 
 
 def _write_coco(out_dir: str, split: str, entries: list,
                 img_size: int) -> str:
-    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     _write_jpegs(osp.join(out_dir, split), entries)
     ann_file = osp.join(out_dir, 'annotations', f'instances_{split}.json')
-    with open(ann_file, 'w') as f:
-        json.dump(coco_json([(f'{stem}.jpg', objs)
-                             for stem, _, objs in entries], img_size), f)
+    dump(coco_json([(f'{stem}.jpg', objs) for stem, _, objs in entries],
+                   img_size), ann_file)
     return ann_file
 
 
