@@ -116,16 +116,17 @@ def convert_checkpoint(model: nn.Module, work_dir: str) -> str:
     return dst
 
 
-def build_models(image: np.ndarray, same_test_cfg: bool, logit_std: float,
-                 background_bias: float, work_dir: str
-                 ) -> Tuple[nn.Module, nn.Module]:
-    """mmdet's SSD300 (random, calibrated) and ours with its weights.
+def build_models(args: argparse.Namespace, image: np.ndarray,
+                 work_dir: str) -> Tuple[nn.Module, nn.Module]:
+    """mmdet's SSD300 (random, calibrated on ``image`` with ``--logit-std``,
+    ``--background-bias``) and ours with its weights.
 
     Returns:
         tuple[nn.Module, nn.Module]: ``(mmdet's, ours)``, in eval mode on
-        the CPU; with ``same_test_cfg`` both have mmdet's ``test_cfg`` and
+        the CPU; with ``--test-cfg same`` both have mmdet's ``test_cfg`` and
         ``nms_pre=10**6``, else each its config's.
     """
+    same_test_cfg = args.test_cfg == 'same'
     mmdet_cfg = Config.fromfile(MMDET_SSD300)
     mmdet_cfg.model.backbone.init_cfg = None  # no download
     if same_test_cfg:
@@ -137,7 +138,7 @@ def build_models(image: np.ndarray, same_test_cfg: bool, logit_std: float,
     # loss_cls.use_sigmoid (softmax here) and nothing else of it.
     theirs.bbox_head.loss_cls = nn.Module()
     theirs.bbox_head.loss_cls.use_sigmoid = False
-    calibrate_head(theirs, image, logit_std, background_bias)
+    calibrate_head(theirs, image, args.logit_std, args.background_bias)
     our_cfg = Config.fromfile(OUR_CONFIG)
     if same_test_cfg:
         our_cfg.model.test_cfg = mmdet_cfg.model.test_cfg
@@ -150,9 +151,7 @@ def build_contenders(args: argparse.Namespace,
                      images: Sequence[np.ndarray]) -> List[Contender]:
     """The detectors compared, each printed with its post-processing."""
     with tempfile.TemporaryDirectory() as work_dir:
-        theirs, ours = build_models(images[0], args.test_cfg == 'same',
-                                    args.logit_std, args.background_bias,
-                                    work_dir)
+        theirs, ours = build_models(args, images[0], work_dir)
     for name, model in ((BASELINE, theirs), (REFERENCE, ours)):
         cfg = model.bbox_head.test_cfg
         counts = count_candidates(model, images, cfg['score_thr'])
