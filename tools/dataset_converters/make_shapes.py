@@ -46,11 +46,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Generate the set and print where it went."""
-    args = parse_args(argv)
-    paths = make_shapes(args.out_dir, args.num_train, args.num_val,
-                        args.img_size, args.fmt, args.seed, args.max_objects,
-                        args.min_objects, scale_range=args.scale_range)
-    for name, path in paths.items():
+    # Each option is named as make_shapes's parameter.
+    for name, path in make_shapes(**vars(parse_args(argv))).items():
         print(f'{name}: {path}')
 
 
