@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from ssd_plugin.models.atrous_vgg import AtrousVGG
 from ssd_plugin.models.default_box_generator import DefaultBoxGenerator
 from ssd_plugin.models.ssd_head import SSDHead
-from ssd_plugin.models.ssd_neck import (L2Norm, SSDNeck, conv_output_size,
-                                        extra_map_sizes, min_input_size)
+from ssd_plugin.models.ssd_neck import (L2Norm, SSDNeck, extra_map_sizes,
+                                        min_input_size)
 
 SSD512_NECK = dict(
     out_channels=(512, 1024, 512, 256, 256, 256, 256),
@@ -126,11 +126,11 @@ def test_atrous_vgg_rejects_bad_arguments(kwargs):
 
 # --- pure size helpers ---------------------------------------------------
 
-def test_conv_output_size_by_hand():
-    assert conv_output_size(19, 3, 2, 1) == 10  # conv6_2 of SSD300
-    assert conv_output_size(5, 3, 1, 0) == 3  # conv8_2
-    assert conv_output_size(2, 4, 1, 1) == 1  # conv10_2 of SSD512
-    assert conv_output_size(2, 3, 1, 0) == 0  # too small
+def test_one_layer_output_size_by_hand():
+    assert extra_map_sizes(19, (3, ), (2, ), (1, )) == [10]  # conv6_2, SSD300
+    assert extra_map_sizes(5, (3, ), (1, ), (0, )) == [3]  # conv8_2
+    assert extra_map_sizes(2, (4, ), (1, ), (1, )) == [1]  # conv10_2, SSD512
+    assert extra_map_sizes(2, (3, ), (1, ), (0, )) == [0]  # too small
 
 
 def test_extra_map_sizes_ssd300_and_ssd512():

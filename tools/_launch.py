@@ -2,12 +2,9 @@
 work-dir options, DDP on the CPU, building the runner, and a clean exit.
 
 DDP on the CPU: mmengine 0.10.7's ``init_dist('pytorch')`` calls
-``torch.cuda.set_device`` unconditionally and ``Runner.wrap_model`` passes
-``device_ids=[LOCAL_RANK]``, which DDP refuses for a CPU module. The runner
-skips its own ``init_dist`` when a process group exists and lets
-``model_wrapper_cfg`` override ``device_ids``, so without CUDA the tools do
-both first. (``mim train mmdet --launcher pytorch`` runs mmdet's script,
-which does not: on the CPU use ``tools/dist_train.sh``.)
+``torch.cuda.set_device`` and ``Runner.wrap_model`` passes ``device_ids``,
+which DDP refuses for a CPU module; the runner skips both when a process
+group and ``model_wrapper_cfg`` exist, so without CUDA we set them first.
 """
 import argparse
 import datetime
@@ -59,19 +56,9 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def setup_cpu_ddp(cfg: Config) -> bool:
-    """Start the gloo process group and a CPU DDP wrapper if needed.
-
-    Args:
-        cfg (Config): Reads ``launcher`` and ``env_cfg.dist_cfg``; sets
-            ``model_wrapper_cfg`` when absent.
-
-    Returns:
-        bool: True if this call started the process group (launcher
-        ``pytorch``, no CUDA, no group yet), else False.
-
-    Raises:
-        ValueError: If the backend is not ``gloo`` on a machine without CUDA.
-    """
+    """With launcher ``pytorch``, no CUDA and no group yet: start the gloo
+    group (``env_cfg.dist_cfg``; ValueError for another backend), set a CPU
+    ``model_wrapper_cfg`` unless given, and return True; else False."""
     if (cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available()
             or torch_dist.is_initialized()):
         return False
@@ -97,14 +84,9 @@ def setup_cpu_ddp(cfg: Config) -> bool:
 @contextmanager
 def launched(cfg: Config) -> Iterator[Runner]:
     """The config's runner (``Runner.from_cfg``, or the registered
-    ``cfg.runner_type``) under its launcher; the process group ended after.
-
-    A process group still alive when Python exits is torn down during
-    interpreter finalisation, while gloo's worker threads may still hold
-    work with tensors whose release needs the GIL: libstdc++ then aborts
-    (``terminate called without an active exception``, SIGABRT; see
-    pytorch/pytorch#179291). So the group is destroyed here, after a barrier
-    on success so that no rank leaves while another still talks to it.
+    ``cfg.runner_type``) under its launcher; the process group ended after
+    (a barrier first on success): a gloo group left to interpreter shutdown
+    can abort (pytorch/pytorch#179291; README "Train and test").
     """
     setup_cpu_ddp(cfg)  # no-op with CUDA or without a launcher
     succeeded = False

@@ -1,20 +1,8 @@
 """The quickstart: data, training, COCO evaluation and pictures, no download.
 
-``make demo`` runs this after setting up ``.venv``. It
-
-1. writes the synthetic shapes set to ``data/shapes`` (COCO layout) with
-   ``make_shapes`` unless it is already there;
-2. trains ``configs/quickstart/ssd_shapes.py`` on the CPU through mmengine's
-   ``Runner`` (the same path as ``tools/train.py``);
-3. evaluates it on the held-out images with mmdet's ``CocoMetric`` and
-   draws every validation image with its detections (mmdet's
-   ``DetVisualizationHook``);
-4. prints the time taken, the mAP@0.5 and where the pictures are.
-
-Options: ``--work-dir`` (default ``work_dirs/quickstart``), ``--data-root``
-(default ``data/shapes``), ``--epochs`` to shorten or lengthen training,
-``--seed`` for another seeded run (weights, shuffling, augmentation; the
-shapes set stays the same).
+Writes the shapes set unless it is there, trains and tests
+``configs/quickstart/ssd_shapes.py`` with mmengine's ``Runner`` (drawing the
+held-out detections) and prints the time and mAP (README "Two commands").
 """
 import argparse
 import glob
@@ -44,7 +32,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def ensure_data(data_root: str, cfg: Config) -> None:
-    """Write the shapes set unless the one ``cfg.shapes_set`` asks for is there.
+    """Write the shapes set unless the one ``cfg.shapes_set`` asks is there.
 
     A set counts as there when both annotation files exist and hold the
     configured number of images; anything else is written anew.
@@ -105,7 +93,8 @@ def main(argv: Optional[List[str]] = None) -> int:
           f'(mAP@[.5:.95] = {metrics["coco/bbox_mAP"]:.3f})')
     print(f'[quickstart] {len(pictures)} validation images with their '
           f'detections drawn: {osp.dirname(pictures[0]) if pictures else "-"}')
-    print(f'[quickstart] checkpoint: {osp.join(cfg.work_dir, "epoch_%d.pth" % cfg.train_cfg.max_epochs)}')
+    checkpoint = f'epoch_{cfg.train_cfg.max_epochs}.pth'
+    print(f'[quickstart] checkpoint: {osp.join(cfg.work_dir, checkpoint)}')
     if map50 < TARGET_MAP50:
         print(f'[quickstart] mAP@0.5 {map50:.3f} is below the expected '
               f'{TARGET_MAP50}: something is wrong, please report it.')

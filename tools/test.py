@@ -1,11 +1,6 @@
 """Evaluate a checkpoint: config -> mmengine ``Runner`` -> ``runner.test()``.
 
-Mirrors MMDetection 3.3's ``tools/test.py``, plus DDP on the CPU
-(``_launch.py``). Examples::
-
-    python tools/test.py configs/ssd/ssd300_coco.py work_dirs/x/iter_120000.pth
-    python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis
-    bash tools/dist_test.sh CONFIG CKPT 2
+MMDetection 3.3's ``tools/test.py`` plus DDP on the CPU (``_launch.py``).
 """
 import argparse
 import os.path as osp

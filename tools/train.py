@@ -1,14 +1,8 @@
 """Train a detector: config -> mmengine ``Runner`` -> ``runner.train()``.
 
-Mirrors MMDetection 3.3's ``tools/train.py`` (so ``mim train mmdet`` and this
-script behave alike), plus DDP on the CPU (``_launch.py``) and ``--resume``
-with or without a path. Examples::
-
-    python tools/train.py configs/ssd/ssd300_coco.py --work-dir work_dirs/x
-    python tools/train.py CONFIG --resume             # latest in work_dir
-    python tools/train.py CONFIG --resume work_dirs/x/iter_10000.pth
-    python tools/train.py CONFIG --amp                # fp16 on CUDA, bf16 on CPU
-    bash tools/dist_train.sh CONFIG 2                  # DDP via torchrun
+MMDetection 3.3's ``tools/train.py`` (``mim train mmdet`` behaves alike) plus
+DDP on the CPU (``_launch.py``) and bf16 ``--amp`` on the CPU (README "Train
+and test").
 """
 import argparse
 import logging
@@ -38,16 +32,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def enable_amp(cfg: Config) -> None:
-    """Switch ``cfg.optim_wrapper`` to mixed precision.
-
-    On CUDA: mmengine's ``AmpOptimWrapper``, float16 with a dynamic loss
-    scale (mmdet's ``--amp``). On the CPU, where mmengine 0.10.7's refuses
-    to start: ssd_plugin's ``CPUAmpOptimWrapper`` (bfloat16 autocast).
-
-    Raises:
-        ValueError: If the wrapper is neither ``OptimWrapper`` nor already
-            a mixed-precision one.
-    """
+    """``cfg.optim_wrapper`` to mmengine's ``AmpOptimWrapper`` (float16,
+    dynamic loss scale) on CUDA, our ``CPUAmpOptimWrapper`` (bfloat16) on the
+    CPU; ValueError for a wrapper other than ``OptimWrapper``."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if wrapper in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
         print_log('AMP training is already enabled in your config.',

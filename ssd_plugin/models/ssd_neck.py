@@ -18,21 +18,15 @@ from ssd_plugin.registry import MODELS
 _VGG_FC7_STRIDE = 16
 
 
-def conv_output_size(size: int, kernel_size: int, stride: int,
-                     padding: int) -> int:
-    """``floor((s + 2p - k) / stride) + 1``; below 1: input too small."""
-    return (size + 2 * padding - kernel_size) // stride + 1
-
-
 def extra_map_sizes(size: int, kernel_sizes: Sequence[int],
                     strides: Sequence[int],
                     paddings: Sequence[int]) -> List[int]:
-    """Sides of the extra maps for the last input's side ``size``, one per
-    layer of kxk ``kernel_sizes``, ``strides``, ``paddings``; from the first
+    """Sides ``floor((s + 2p - k) / stride) + 1`` of the extra maps for the
+    last input's side ``size``, one per kxk layer; from the first
     non-positive entry on, the input was too small."""
     sizes = []
     for kernel, stride, pad in zip(kernel_sizes, strides, paddings):
-        size = conv_output_size(size, kernel, stride, pad)
+        size = (size + 2 * pad - kernel) // stride + 1
         sizes.append(size)
     return sizes
 
@@ -159,7 +153,7 @@ class SSDNeck(BaseModule):
                      kernel_size: int, stride: int, padding: int,
                      use_depthwise: bool, norm_cfg: Optional[dict],
                      act_cfg: Optional[dict]) -> nn.Sequential:
-        """Caffe's convK_1 (1x1) and convK_2 (kxk), each with (norm and) act."""
+        """Caffe's convK_1 (1x1) and convK_2 (kxk), each (normed and) act."""
         second = separable_conv_norm_act if use_depthwise else conv_norm_act
         return nn.Sequential(
             *conv_norm_act(in_channels, mid_channels, 1, norm_cfg=norm_cfg,
@@ -168,7 +162,7 @@ class SSDNeck(BaseModule):
                     norm_cfg=norm_cfg, act_cfg=act_cfg))
 
     def output_sizes(self, input_hw: Tuple[int, int]) -> List[List[int]]:
-        """``[heights, widths]`` of the extra maps for the last input's ``(H, W)``."""
+        """``[heights, widths]`` of the extra maps for last input ``(H, W)``."""
         return [extra_map_sizes(side, self.kernel_sizes, self.strides,
                                 self.paddings) for side in input_hw]
 
@@ -177,8 +171,8 @@ class SSDNeck(BaseModule):
         return min_input_size(self.kernel_sizes, self.strides, self.paddings)
 
     def _check_input_size(self, height: int, width: int) -> None:
-        """ValueError if a map would shrink below 1x1; the factor ``need / side``
-        holds for any backbone, as every map scales with the image."""
+        """ValueError if a map would shrink below 1x1; the factor ``need /
+        side`` holds for any backbone, as every map scales with the image."""
         if min(min(sides, default=1) for sides in self.output_sizes(
                 (height, width))) >= 1:
             return

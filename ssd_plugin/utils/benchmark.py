@@ -61,21 +61,10 @@ def time_interleaved(contenders: Mapping[str, Callable[[Any], Any]],
                      prepare: Optional[Callable[[Any], Any]] = None,
                      clock: Callable[[], float] = time.perf_counter
                      ) -> Dict[str, List[float]]:
-    """Seconds of every call of every contender, calls interleaved.
-
-    The order reverses on every other call.
-
-    Args:
-        contenders (Mapping[str, Callable]): Name to ``fn(input)``.
-        inputs (Sequence): What each contender is called on.
-        rounds (int): Passes over ``inputs``, at least 1. Defaults to 1.
-        warmup (int): Untimed calls of each contender. Defaults to 1.
-        prepare (Callable, optional): Untimed, on each input before a call.
-        clock (Callable): Seconds. Defaults to ``time.perf_counter``.
-
-    Returns:
-        dict[str, list[float]]: ``rounds * len(inputs)`` seconds each.
-    """
+    """Per contender (name -> ``fn(input)``), the ``rounds * len(inputs)``
+    seconds of its calls, interleaved in an order that reverses on every other
+    call, after ``warmup`` untimed calls each; ``prepare`` runs untimed on
+    each input before a call."""
     if rounds < 1:
         raise ValueError(f'rounds={rounds}: time at least one round')
     if contenders and not inputs:
@@ -110,17 +99,8 @@ def _check_baseline(seconds: Mapping[str, Any], baseline: str) -> None:
 
 def report(seconds: Mapping[str, Sequence[float]], baseline: str,
            unit: str = 'ms', scale: float = 1e3) -> Dict[str, float]:
-    """Print each contender's median and quartiles, and its speed-up.
-
-    Args:
-        seconds (Mapping[str, Sequence[float]]): Per contender, seconds.
-        baseline (str): The contender the ratios are against.
-        unit (str): Printed after the figures. Defaults to ``'ms'``.
-        scale (float): Seconds to ``unit``. Defaults to 1e3.
-
-    Returns:
-        dict[str, float]: ``median(baseline) / median(contender)``.
-    """
+    """Print each contender's median and quartiles (seconds times ``scale``,
+    in ``unit``); return its speed-up ``median(baseline) / median(it)``."""
     _check_baseline(seconds, baseline)
     stats = {name: quartiles(t) for name, t in seconds.items()}
     width = max(map(len, stats))
@@ -136,18 +116,9 @@ def report(seconds: Mapping[str, Sequence[float]], baseline: str,
 def report_rounds(seconds: Mapping[str, Sequence[float]], rounds: int,
                   baseline: str, unit: str = 'ms',
                   scale: float = 1e3) -> Dict[str, List[float]]:
-    """Print each round's mean per call and ratio, then :func:`report` them.
-
-    Args:
-        seconds (Mapping[str, Sequence[float]]): Per contender, ``rounds * n``
-            seconds in call order (as :func:`time_interleaved` gives them).
-        rounds (int): Equal rounds they fall into.
-        baseline, unit, scale: As :func:`report`.
-
-    Returns:
-        dict[str, list[float]]: Per contender and round, ``mean(baseline) /
-        mean(contender)``.
-    """
+    """Print each round's mean per call and ratio, then :func:`report` them;
+    ``seconds`` in call order (as :func:`time_interleaved` gives them). Returns
+    per contender and round ``mean(baseline) / mean(contender)``."""
     _check_baseline(seconds, baseline)
     means = {name: [statistics.fmean(part) for part in np.array_split(
         np.asarray(t, float), rounds)] for name, t in seconds.items()}
@@ -165,19 +136,9 @@ def report_rounds(seconds: Mapping[str, Sequence[float]], rounds: int,
 def detection_agreement(reference: InstanceData, other: InstanceData,
                         iou_thr: float = 0.99,
                         score_tol: float = 1e-3) -> Tuple[int, int]:
-    """How many detections two models agree on, of how many.
-
-    Agreeing: same label, IoU > ``iou_thr``, score within ``score_tol`` (one
-    to one after per-class NMS).
-
-    Args:
-        reference, other (InstanceData): ``bboxes`` (N, 4), ``scores`` and
-            ``labels`` (N,); M for ``other``.
-        iou_thr, score_tol (float): Defaults to 0.99, 1e-3.
-
-    Returns:
-        tuple[int, int]: Agreeing detections and ``max(N, M)``.
-    """
+    """``(agreeing, max(N, M))`` of N reference and M other detections
+    (``bboxes`` (N, 4), ``scores``, ``labels``): same label, IoU > ``iou_thr``,
+    score within ``score_tol`` (one to one after per-class NMS)."""
     total = max(len(reference), len(other))
     if min(len(reference), len(other)) == 0:
         return 0, total

@@ -1,17 +1,7 @@
 """Time per image of SSD's train augmentation: ssd_plugin against MMDetection.
 
-Both pipelines are a config's train pipeline without loading and packing:
-``--config`` (ours, default ``configs/ssd/ssd300_coco.py``) and
-``--mmdet-config`` (default MMDetection 3.3's SSD300 COCO), interleaved on
-the same decoded samples (``ssd_plugin.utils.benchmark``) on ``--threads``
-(default one). Samples: random crops (60-100 % of each side) of the
-photographs, longer side 300-700 px, 1 to ``--max-boxes`` random boxes.
-
-Usage::
-
-    python tools/analysis_tools/benchmark_augmentation.py
-        [--images a.jpg b.png] [--samples 200] [--rounds 7] [--threads 1]
-        [--seed 0] [--max-boxes 6] [--config CONFIG] [--mmdet-config CONFIG]
+Each config's train pipeline without loading and packing, interleaved on the
+same decoded samples (:func:`make_sample`).
 """
 import argparse
 import glob
@@ -63,13 +53,9 @@ def build_augmentation(path: str) -> Compose:
 
 
 def annotated_results(img: np.ndarray, boxes: np.ndarray) -> dict:
-    """What ``LoadImageFromFile`` + ``LoadAnnotations`` give a pipeline.
-
-    Args:
-        img (np.ndarray): (H, W, 3) BGR image (not copied).
-        boxes (np.ndarray): (N, 4) x1, y1, x2, y2 in pixels (copied), each
-            of label 0 and not ignored.
-    """
+    """What ``LoadImageFromFile`` + ``LoadAnnotations`` give a pipeline for
+    an (H, W, 3) BGR ``img`` (not copied) and (N, 4) pixel ``boxes`` (copied),
+    all of label 0, none ignored."""
     h, w = img.shape[:2]
     return dict(img=img, img_shape=(h, w), ori_shape=(h, w),
                 gt_bboxes=HorizontalBoxes(boxes.copy()),
@@ -79,18 +65,9 @@ def annotated_results(img: np.ndarray, boxes: np.ndarray) -> dict:
 
 def make_sample(photo: np.ndarray, rng: np.random.Generator,
                 max_boxes: int = 6) -> Sample:
-    """A random crop of ``photo`` rescaled to 300-700 px, with boxes.
-
-    Args:
-        photo: (H, W, 3) uint8 BGR photograph.
-        rng: Source of randomness.
-        max_boxes: Up to this many boxes (at least one), each side 10-70 %
-            of the image's. Defaults to 6 (VOC averages 2.5 objects per
-            image, COCO 7.3).
-
-    Returns:
-        tuple: (h, w, 3) uint8 contiguous image and (N, 4) float32 boxes.
-    """
+    """A random crop (60-100 % of each side) of an (H, W, 3) uint8 ``photo``,
+    longer side 300-700 px, contiguous, and 1 to ``max_boxes`` (VOC averages
+    2.5 objects, COCO 7.3) (N, 4) float32 boxes of 10-70 % of each side."""
     h, w = photo.shape[:2]
     ch, cw = (int(s * rng.uniform(0.6, 1.0)) for s in (h, w))
     y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)

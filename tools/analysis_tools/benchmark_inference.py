@@ -1,18 +1,7 @@
 """CPU inference speed, end to end: SSD300 contenders on the same images.
 
-A contender is a ``(name, fn)`` pair, ``fn(images) -> detections`` (BGR
-arrays in, one ``DetDataSample`` per image out); append one to
-:func:`build_contenders`'s list to compare another path. ``mmdet`` (its own
-SSD300 config, head calibrated) against ``ssd_plugin`` (its weights through
-``from_mmdet.py``); ``--deploy`` adds the paths of
-``tools/deployment/benchmark_contenders.py``. README "Speed" and "Deploy"
-say what is measured and printed.
-
-Usage::
-
-    python tools/analysis_tools/benchmark_inference.py
-        [--images a.jpg ...] [--random-images 3] [--rounds 10]
-        [--threads N] [--test-cfg {own,same}] [--seed 0] [--deploy]
+A contender is ``(name, fn(images) -> DetDataSamples)``: append one to
+:func:`build_contenders`'s list to compare another path (README "Speed").
 """
 import argparse
 import logging
@@ -118,14 +107,9 @@ def convert_checkpoint(model: nn.Module, work_dir: str) -> str:
 
 def build_models(args: argparse.Namespace, image: np.ndarray,
                  work_dir: str) -> Tuple[nn.Module, nn.Module]:
-    """mmdet's SSD300 (random, calibrated on ``image`` with ``--logit-std``,
-    ``--background-bias``) and ours with its weights.
-
-    Returns:
-        tuple[nn.Module, nn.Module]: ``(mmdet's, ours)``, in eval mode on
-        the CPU; with ``--test-cfg same`` both have mmdet's ``test_cfg`` and
-        ``nms_pre=10**6``, else each its config's.
-    """
+    """``(mmdet's SSD300, ours)`` in eval mode on the CPU: theirs random and
+    calibrated on ``image``, ours with its weights; with ``--test-cfg same``
+    both on mmdet's ``test_cfg`` with ``nms_pre=10**6``, else each its own."""
     same_test_cfg = args.test_cfg == 'same'
     mmdet_cfg = Config.fromfile(MMDET_SSD300)
     mmdet_cfg.model.backbone.init_cfg = None  # no download

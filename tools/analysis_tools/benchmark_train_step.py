@@ -1,14 +1,7 @@
 """Time SSD training steps on the CPU: bf16 autocast against float32.
 
-One model, float32 and bf16 steps interleaved (``ssd_plugin.utils.benchmark``);
-printed: each round's mean ms/step, the medians and bf16's speed-up. A step is forward, loss, backward and an SGD step on a synthetic batch
-(``--batch`` images at the config's input size, three boxes each).
-
-Usage::
-
-    python tools/analysis_tools/benchmark_train_step.py
-        [--config configs/ssd/ssd300_coco.py] [--batch 4] [--steps 2]
-        [--rounds 3] [--threads N]
+One model, the two precisions interleaved on a synthetic batch
+(:func:`synthetic_batch`); a step is forward, loss, backward and SGD.
 """
 import argparse
 from functools import partial

@@ -1,13 +1,5 @@
-"""Write the synthetic shapes detection set (COCO and/or VOC layout).
-
-Example::
-
-    python tools/dataset_converters/make_shapes.py data/shapes \
-        --num-train 400 --num-val 100 --img-size 128 --format both
-
-The generator itself is :func:`ssd_plugin.testing.shapes.make_shapes`
-(re-exported here), so scripts and tests call it without a subprocess.
-The VOC layout needs the class names in the config:
+"""Write the synthetic shapes detection set (COCO and/or VOC layout) with
+:func:`ssd_plugin.testing.shapes.make_shapes`. A VOC config needs the names:
 ``metainfo=dict(classes=('circle', 'square', 'triangle', 'star'))``.
 """
 import argparse

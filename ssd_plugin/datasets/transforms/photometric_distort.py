@@ -41,12 +41,10 @@ def hue_lut(delta: float) -> np.ndarray:
 def _pre_hsv_lut(params: DistortParams,
                  hsv_step: bool) -> Optional[np.ndarray]:
     """Brightness, then contrast unless it belongs after the HSV step."""
-    lut = None
-    if params.brightness is not None:
-        lut = affine_lut(1.0, params.brightness)
-    contrast_now = params.contrast is not None and (params.contrast_first
-                                                    or not hsv_step)
-    if contrast_now:
+    lut = None if params.brightness is None else affine_lut(
+        1.0, params.brightness)
+    if params.contrast is not None and (params.contrast_first
+                                        or not hsv_step):
         contrast = affine_lut(params.contrast, 0.0)
         # Composing two saturating uint8 maps is exact: lut2[lut1[x]].
         lut = contrast if lut is None else contrast[lut]
@@ -90,7 +88,7 @@ def _check_range(name: str, value: Sequence[float],
     return float(value[0]), float(value[1])
 
 
-def _check_prob(name: str, value: float) -> float:
+def check_prob(name: str, value: float) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(
             f'{name} must be a probability in [0, 1], got {value}')
@@ -134,8 +132,8 @@ class RandomPhotometricDistort(BaseTransform):
         self.saturation_range = _check_range('saturation_range',
                                              saturation_range, 0.0)
         self.hue_delta = float(hue_delta)
-        self.prob = _check_prob('prob', prob)
-        self.channel_swap_prob = _check_prob('channel_swap_prob',
+        self.prob = check_prob('prob', prob)
+        self.channel_swap_prob = check_prob('channel_swap_prob',
                                              channel_swap_prob)
 
     @cache_randomness

@@ -10,7 +10,7 @@ from mmcv.transforms.utils import cache_randomness
 from mmdet.structures.bbox import autocast_box_type
 from mmdet.structures.mask import BitmapMasks, PolygonMasks
 
-from ssd_plugin.datasets.transforms.photometric_distort import _check_prob
+from ssd_plugin.datasets.transforms.photometric_distort import check_prob
 from ssd_plugin.registry import TRANSFORMS
 
 
@@ -102,7 +102,7 @@ class RandomZoomOut(BaseTransform):
         # Integer images get the mean rounded once, as cv::Scalar into 8U does.
         self._int_fill = tuple(float(np.rint(m)) for m in self.mean)
         self.ratio_range = (float(ratio_range[0]), float(ratio_range[1]))
-        self.prob = _check_prob('prob', prob)
+        self.prob = check_prob('prob', prob)
         self.seg_ignore_label = seg_ignore_label
 
     @cache_randomness
