@@ -82,6 +82,20 @@ def test_a_neck_mmdet_cannot_express_is_refused():
         compare_tool().mmdet_variant(cfg)
 
 
+def test_cross_variants_swap_the_model_or_the_augmentation(configs):
+    cfg = configs[0]
+    tool = compare_tool()
+    # Fresh: building a detector writes train/test_cfg into its head's cfg.
+    mmdet_cfg = tool.mmdet_variant(cfg)
+    ours_aug = tool.variant_config(cfg, 'ours+mmdet_aug')
+    assert ours_aug.model == cfg.model
+    assert ours_aug.train_dataloader == mmdet_cfg.train_dataloader
+    mmdet_model = tool.variant_config(cfg, 'mmdet+ours_aug')
+    assert mmdet_model.model == mmdet_cfg.model
+    assert mmdet_model.train_dataloader == cfg.train_dataloader
+    assert mmdet_model.model.bbox_head.type == 'mmdet.SSDHead'
+
+
 @pytest.mark.parametrize('variant, ours_type, mmdet_type', [
     ('ours+photometric', 'RandomPhotometricDistort',
      'mmdet.PhotoMetricDistortion'),

@@ -8,7 +8,9 @@ boxes (our generator's ``min_sizes``/``max_sizes`` and steps), mmdet's SSD
 backbone, data, schedule, seeds and test settings stay the same. Both are
 evaluated on the config's test set with its ``CocoMetric``. ``--variants``
 adds ``ours+photometric``, ``ours+expand``, ``ours+crop``: our model with one
-of mmdet's three transforms in place of ours, one change at a time.
+of mmdet's three transforms in place of ours, one change at a time; and
+``ours+mmdet_aug`` (all three) and ``mmdet+ours_aug`` (mmdet's model, our
+augmentation).
 ``--crop-stats`` instead runs both train pipelines on the same images and prints what the
 crops do. Examples::
 
@@ -54,10 +56,12 @@ TO_MMDET = {
         min_crop_size=t.scale_range[0]),
 }
 # 'ours+<transform>': our model with that one of mmdet's transforms in place
-# of ours (one change at a time); 'mmdet': mmdet's model and all three.
-SWAPS = {'ours+photometric': 'RandomPhotometricDistort',
-         'ours+expand': 'RandomZoomOut', 'ours+crop': 'RandomIoUCrop'}
-VARIANTS = ('ours', 'mmdet') + tuple(SWAPS)
+# of ours (one change at a time), 'ours+mmdet_aug' with all three; 'mmdet':
+# mmdet's model and all three, 'mmdet+ours_aug' mmdet's model with ours.
+SWAPS = {'ours+photometric': ('RandomPhotometricDistort', ),
+         'ours+expand': ('RandomZoomOut', ), 'ours+crop': ('RandomIoUCrop', ),
+         'ours+mmdet_aug': tuple(TO_MMDET)}
+VARIANTS = ('ours', 'mmdet') + tuple(SWAPS) + ('mmdet+ours_aug', )
 
 
 def _short(step: dict) -> str:
@@ -77,11 +81,11 @@ def _map_pipelines(dataset: dict, names=tuple(TO_MMDET)) -> None:
 
 def variant_config(cfg: Config, variant: str) -> Config:
     """``cfg`` as ``variant`` of ``VARIANTS`` trains it."""
-    if variant == 'mmdet':
-        return mmdet_variant(cfg)
+    if variant.startswith('mmdet'):
+        return mmdet_variant(cfg, augmentation=variant == 'mmdet')
     out = copy.deepcopy(cfg)
     if variant in SWAPS:
-        _map_pipelines(out.train_dataloader.dataset, (SWAPS[variant], ))
+        _map_pipelines(out.train_dataloader.dataset, SWAPS[variant])
     return out
 
 
@@ -112,8 +116,9 @@ def mmdet_anchor_generator(model: torch.nn.Module) -> dict:
         min_sizes=list(gen.min_sizes), max_sizes=list(gen.max_sizes))
 
 
-def mmdet_variant(cfg: Config) -> Config:
-    """``cfg`` with mmdet's SSD neck, head, train_cfg and augmentation.
+def mmdet_variant(cfg: Config, augmentation: bool = True) -> Config:
+    """``cfg`` with mmdet's SSD neck, head, train_cfg and (unless
+    ``augmentation`` is False) augmentation.
 
     Raises:
         ValueError: If our neck's extra layers are not mmdet's shape (a 1x1
@@ -148,7 +153,8 @@ def mmdet_variant(cfg: Config) -> Config:
         sampler=dict(type='mmdet.PseudoSampler'), smoothl1_beta=loss.beta,
         allowed_border=-1, pos_weight=-1,
         neg_pos_ratio=int(loss.neg_pos_ratio), debug=False)
-    _map_pipelines(out.train_dataloader.dataset)
+    if augmentation:
+        _map_pipelines(out.train_dataloader.dataset)
     return out
 
 
@@ -163,7 +169,7 @@ def train_and_test(cfg: Config, variant: str, seed: int,
     if 'visualization' in cfg.get('default_hooks', {}):
         cfg.default_hooks.visualization.draw = False
     runner = Runner.from_cfg(cfg)
-    if variant == 'mmdet':
+    if variant.startswith('mmdet'):
         # mmdet 3.3's SSDHead skips its parent's __init__, so predict reads a
         # missing `loss_cls` (getattr(self.loss_cls, ...)); None is the fix.
         runner.model.bbox_head.loss_cls = None
