@@ -19,6 +19,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from ssd_plugin.utils.config import load_config as read_config
+
 
 def parse(parser: argparse.ArgumentParser,
           argv: Optional[List[str]]) -> argparse.Namespace:
@@ -43,10 +45,8 @@ def parse(parser: argparse.ArgumentParser,
 def load_config(args: argparse.Namespace) -> Config:
     """The config file with ``--cfg-options`` < ``--work-dir`` applied;
     mmdet's default work dir: ``./work_dirs/<config name>``."""
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config, args.cfg_options, set_scope=False)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

@@ -33,7 +33,6 @@ import matplotlib
 import torch
 from mmdet.structures.bbox import get_box_tensor
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 import ssd_plugin  # noqa: F401  (registers the model and datasets)
@@ -42,6 +41,7 @@ from ssd_plugin.analysis.default_boxes import (coverage_report, data_ratios,
                                                fit_default_boxes)
 from ssd_plugin.models.default_box_generator import DefaultBoxGenerator
 from ssd_plugin.registry import DATASETS, MODELS, TASK_UTILS
+from ssd_plugin.utils.config import load_config
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
@@ -69,18 +69,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='override config keys, e.g. '
                         'train_dataloader.dataset.data_root=data/x/')
     return parser.parse_args(argv)
-
-
-def load_config(path: str, options: Optional[dict] = None) -> Config:
-    """The config with ``options`` merged, its default scope set."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config {path!r} not found; pass a config '
-                                'file, e.g. configs/quickstart/ssd_shapes.py')
-    cfg = Config.fromfile(path)
-    if options:
-        cfg.merge_from_dict(options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return cfg
 
 
 def analysis_pipeline(test_pipeline: Sequence[dict]) -> List[dict]:

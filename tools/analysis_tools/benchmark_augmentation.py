@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 from mmcv.transforms import Compose
 from mmdet.structures.bbox import HorizontalBoxes
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from ssd_plugin.analysis.dataset_check import leaf_datasets
@@ -22,6 +21,7 @@ from ssd_plugin.utils.benchmark import (MMDET_SSD300, SAMPLE_DIR,
                                         add_timing_args, check_timing,
                                         read_images, report_rounds,
                                         time_interleaved)
+from ssd_plugin.utils.config import load_config
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
@@ -32,11 +32,8 @@ Sample = Tuple[np.ndarray, np.ndarray]
 def augmentation_from_config(path: str) -> List[dict]:
     """The train pipeline of a config (its first dataset's with one) without
     the loading and packing steps."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'config {path} not found; pass an existing --config')
-    leaves = leaf_datasets(
-        Config.fromfile(path).get('train_dataloader', {}).get('dataset', {}))
+    leaves = leaf_datasets(load_config(path, set_scope=False).get(
+        'train_dataloader', {}).get('dataset', {}))
     pipeline = next(filter(None, (d.get('pipeline') for d in leaves)), None)
     if not pipeline:
         raise ValueError(

@@ -29,7 +29,6 @@ from typing import Dict, List, Optional
 
 from mmdet.datasets import XMLDataset
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 import ssd_plugin  # noqa: F401  (registers the datasets)
@@ -37,6 +36,7 @@ from ssd_plugin.analysis.dataset_check import (PROBLEMS, check_coco,
                                                check_voc, clean_coco,
                                                count_problems, leaf_datasets)
 from ssd_plugin.registry import DATASETS
+from ssd_plugin.utils.config import load_config
 
 SPLITS = ('train', 'val', 'test')
 SHOWN = 5  # offenders printed per kind
@@ -153,12 +153,7 @@ def write_clean(sources: List[dict], problems: Dict[str, list],
 def main(argv: Optional[List[str]] = None) -> int:
     """Check, print, write; 1 if any problem was found."""
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config {args.config!r} not found')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_config(args.config, args.cfg_options)
     sources = dataset_sources(cfg)
     problems = defaultdict(list)
     for source in sources:

@@ -36,6 +36,7 @@ from mmengine.structures import InstanceData
 
 import ssd_plugin  # noqa: F401  (registers our components)
 from ssd_plugin.registry import DATASETS, MODELS, TASK_UTILS, TRANSFORMS
+from ssd_plugin.utils.config import load_config
 
 # Our transform -> mmdet's, from the built transform (defaults resolved).
 # The numbers pass through as mmdet's own SSD config has them: its hue_delta
@@ -293,11 +294,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     """Train and test each variant per seed, or print crop statistics."""
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config {args.config} not found')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     if args.crop_stats:
         for variant, stats in crop_statistics(cfg, args.crop_stats).items():
             print(variant, ' '.join(f'{k} {v:.3f}' for k, v in stats.items()))
