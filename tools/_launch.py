@@ -19,7 +19,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from ssd_plugin.utils.config import load_config as read_config
+from ssd_plugin.utils.config import load_config
 
 
 def parse(parser: argparse.ArgumentParser,
@@ -42,10 +42,10 @@ def parse(parser: argparse.ArgumentParser,
     return args
 
 
-def load_config(args: argparse.Namespace) -> Config:
+def config_from_args(args: argparse.Namespace) -> Config:
     """The config file with ``--cfg-options`` < ``--work-dir`` applied;
     mmdet's default work dir: ``./work_dirs/<config name>``."""
-    cfg = read_config(args.config, args.cfg_options, set_scope=False)
+    cfg = load_config(args.config, args.cfg_options, set_scope=False)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 from mmengine.config import Config
 
-from _launch import launched, load_config, parse
+from _launch import config_from_args, launched, parse
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 
@@ -31,7 +31,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Config:
     """The config file with the command line's overrides applied."""
-    cfg = load_config(args)
+    cfg = config_from_args(args)
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'checkpoint {args.checkpoint!r} does not exist; train first '

@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from _launch import launched, load_config, parse
+from _launch import config_from_args, launched, parse
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -55,7 +55,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
     Priority: ``--cfg-options`` < ``--work-dir``/``--amp``/``--resume``.
     """
-    cfg = load_config(args)
+    cfg = config_from_args(args)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:
