@@ -22,7 +22,12 @@ setup(
     long_description=open('README.md', encoding='utf-8').read()
     if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
-    packages=find_packages(include=['ssd_plugin', 'ssd_plugin.*']),
+    # ssd_runtime (runtime/, also installable alone from there: a deployed
+    # SSD without torch or mmdet) is part of this install too: DeployedDetector
+    # runs its sessions.
+    packages=find_packages(include=['ssd_plugin', 'ssd_plugin.*']) +
+    ['ssd_runtime'],
+    package_dir={'ssd_runtime': 'runtime/ssd_runtime'},
     python_requires='>=3.9,<3.13',
     install_requires=[
         # compat.py: torch.serialization.safe_globals with (callable, name)

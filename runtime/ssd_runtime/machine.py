@@ -1,0 +1,93 @@
+"""The machine a figure was measured on: CPU model, instruction sets, threads.
+
+CPUs of one cloud instance type differ (AVX2 only, AVX-512 VNNI, AVX-512
+BF16, AMX), and INT8 and BF16 speed depend on exactly these flags, so every
+benchmark prints :func:`describe_machine` above its figures. Linux reads
+``/proc/cpuinfo``; elsewhere the flags are reported as unknown.
+"""
+import importlib
+import os
+import platform
+from typing import Dict, Iterable, List, Optional
+
+# The flags that decide which kernels run (Linux /proc/cpuinfo names).
+FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16',
+         'amx_bf16', 'amx_int8')
+
+
+def read_cpuinfo(text: Optional[str] = None) -> Dict[str, object]:
+    """The CPU model and which of :data:`FLAGS` it has.
+
+    Args:
+        text (str, optional): ``/proc/cpuinfo``'s content; None: read it.
+
+    Returns:
+        dict: ``model`` (str), ``flags`` (list[str] of :data:`FLAGS`
+        present, in that order; None where unknown), ``logical_cpus``
+        (int).
+    """
+    if text is None:
+        try:
+            with open('/proc/cpuinfo', encoding='utf-8') as f:
+                text = f.read()
+        except OSError:
+            text = ''
+    fields: Dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(':')
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    model = fields.get('model name') or platform.processor() or 'unknown CPU'
+    flags: Optional[List[str]] = None
+    if 'flags' in fields:
+        present = set(fields['flags'].split())
+        flags = [flag for flag in FLAGS if flag in present]
+    return dict(model=model, flags=flags, logical_cpus=os.cpu_count() or 1)
+
+
+def module_versions(names: Iterable[str]) -> Dict[str, str]:
+    """``__version__`` of each module in ``names`` (imported), or
+    ``'not installed'``; OpenCV is ``cv2``."""
+    versions = {}
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            versions[name] = 'not installed'
+        else:
+            versions[name] = str(getattr(module, '__version__', '?'))
+    return versions
+
+
+def describe_machine(threads: Optional[int] = None,
+                     modules: Iterable[str] = ('numpy', 'cv2', 'onnxruntime',
+                                               'openvino'),
+                     cpuinfo: Optional[Dict[str, object]] = None) -> str:
+    """One paragraph naming the CPU, its kernel-deciding flags, the threads
+    and the package versions, e.g.::
+
+        CPU: Intel(R) Xeon(R) Processor, 2 logical CPUs; avx2 avx512f
+        avx512_vnni (no avx_vnni avx512_bf16 amx_bf16 amx_int8); threads: 2;
+        numpy 2.2.6, cv2 4.12.0, onnxruntime 1.32.0, ...
+
+    Args:
+        threads (int, optional): Threads the figures used; None: the
+            backend's default (all logical CPUs).
+        modules (Iterable[str]): Modules whose versions to name (each is
+            imported).
+        cpuinfo (dict, optional): :func:`read_cpuinfo`'s result; None:
+            read this machine's.
+    """
+    info = cpuinfo or read_cpuinfo()
+    if info['flags'] is None:
+        flags = 'instruction-set flags unknown'
+    else:
+        absent = [flag for flag in FLAGS if flag not in info['flags']]
+        flags = ' '.join(info['flags']) or 'none of ' + ' '.join(FLAGS)
+        if absent and info['flags']:
+            flags += f' (no {" ".join(absent)})'
+    versions = ', '.join(f'{name} {version}' for name, version in
+                         module_versions(modules).items())
+    used = threads if threads else f'default ({info["logical_cpus"]})'
+    return (f'CPU: {info["model"]}, {info["logical_cpus"]} logical CPUs; '
+            f'{flags}; threads: {used}; {versions}')
