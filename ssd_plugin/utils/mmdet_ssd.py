@@ -1,0 +1,95 @@
+"""MMDetection's own SSD300 as the reference our SSD is measured against.
+
+Built from the config shipped in mmdet's wheel without a download, with
+mmdet 3.3's predict crash patched (its ``SSDHead`` skips
+``AnchorHead.__init__``: ``'SSDHead' object has no attribute 'loss_cls'``,
+mmdet #11063/#11305/#11780), and a random head made to score like a trained
+one, so that post-processing does the work it does on real detections.
+"""
+import logging
+import os.path as osp
+from typing import Optional
+
+import mmdet
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from torch import Tensor, nn
+
+# mmdet 3.3's SSD300 COCO config, shipped in its wheel.
+MMDET_SSD300 = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
+                        'ssd300_coco.py')
+
+
+def patch_ssd_head(head: nn.Module) -> None:
+    """Give mmdet 3.3's ``SSDHead`` the ``loss_cls`` its ``predict`` reads.
+
+    ``predict_by_feat`` reads ``loss_cls.use_sigmoid`` and nothing else of
+    it; SSD's scores are a softmax, so ``use_sigmoid=False``. A head that
+    already has ``loss_cls`` is left alone.
+    """
+    if not hasattr(head, 'loss_cls'):
+        head.loss_cls = nn.Module()
+        head.loss_cls.use_sigmoid = False
+
+
+def build_mmdet_ssd300(device: str = 'cpu',
+                       nms_pre: Optional[int] = None) -> nn.Module:
+    """mmdet's SSD300 (COCO, 80 classes) with random weights, patched.
+
+    Args:
+        device (str): Where to put it.
+        nms_pre (int, optional): Overrides ``test_cfg.nms_pre`` (mmdet caps
+            candidates per level, 1000 each).
+
+    Returns:
+        nn.Module: mmdet's ``SingleStageDetector`` in eval mode.
+    """
+    from mmdet.apis import init_detector
+    cfg = Config.fromfile(MMDET_SSD300)
+    cfg.model.backbone.init_cfg = None  # no ImageNet download
+    if nms_pre is not None:
+        cfg.model.test_cfg.nms_pre = nms_pre
+    model = init_detector(cfg, None, device=device)
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init's log
+    model.init_weights()
+    patch_ssd_head(model.bbox_head)
+    return model.eval()
+
+
+def _last_conv(module: nn.Module) -> nn.Conv2d:
+    """The predictor conv: the module itself or its last ``Conv2d`` (mmdet
+    wraps each in a ``Sequential``, SSDLite ends with a 1x1)."""
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d)][-1]
+
+
+@torch.no_grad()
+def calibrate_head(model: nn.Module, inputs: Tensor, logit_std: float = 1.0,
+                   background_bias: float = 7.0) -> None:
+    """Rescale a random SSD head in place to score like a trained one.
+
+    Random weights score every (box, class) pair about ``1 / (C + 1)``: NMS
+    would see tens of thousands or none. Per level, the class logits on
+    ``inputs`` get standard deviation ``logit_std`` and zero bias, except
+    ``background_bias`` on the background (index ``C`` of ``C + 1``, mmdet's
+    and our order); the box offsets unit deviation. With the defaults a few
+    thousand of SSD300's 698,560 pairs pass a 0.01 threshold.
+
+    Args:
+        model (nn.Module): mmdet's or our SSD (``extract_feat``, a
+            ``bbox_head`` with ``cls_convs``, ``reg_convs`` and
+            ``cls_out_channels``).
+        inputs (Tensor): ``(N, 3, H, W)`` network inputs (preprocessed).
+        logit_std (float): Class logits' standard deviation.
+        background_bias (float): Added to the background logit.
+    """
+    head = model.bbox_head
+    scores = head.cls_out_channels
+    feats = model.extract_feat(inputs)
+    for feat, cls, reg in zip(feats, head.cls_convs, head.reg_convs):
+        for body, std in ((cls, logit_std), (reg, 1.0)):
+            # The last conv ends ``body``: its output scales with its weight.
+            conv = _last_conv(body)
+            conv.bias.zero_()
+            conv.weight.mul_(std / body(feat).float().std().clamp(min=1e-12))
+        _last_conv(cls).bias[scores - 1::scores] = background_bias
