@@ -47,7 +47,7 @@ def _images():
     return [cv2.imread(PHOTO), rng.integers(0, 256, (240, 320, 3), np.uint8)]
 
 
-# --- torch bf16 ---------------------------------------------------------------
+# --- torch bf16 --------------------------------------------------------------
 def test_bf16_network_autocasts_on_the_models_device(model, monkeypatch):
     devices = []
 
@@ -80,7 +80,7 @@ def test_bf16_network_nests_and_restores_what_was_there(model):
         del model.extract_feat
 
 
-# --- ONNX export --------------------------------------------------------------
+# --- ONNX export -------------------------------------------------------------
 def test_end2end_probes_and_builds_priors_on_the_models_device(model):
     meta = copy.deepcopy(model).to('meta')
     wrapper = End2EndSSD(meta, (128, 128), mode='raw')
@@ -114,7 +114,7 @@ def test_export_traces_a_cpu_copy_and_leaves_the_model(model, tmp_path,
     assert devices == {'cpu'}
 
 
-# --- DeployedDetector ---------------------------------------------------------
+# --- DeployedDetector --------------------------------------------------------
 class _DeviceTensor(torch.Tensor):
     """Stands for a CUDA tensor: ``numpy()`` refuses as torch does for
     device memory, ``cpu()`` copies to a plain host tensor."""
@@ -153,7 +153,7 @@ def _pipeline_batch(deployed: DeployedDetector, image: np.ndarray) -> dict:
         return pseudo_collate([Compose(steps)(dict(img=image, img_id=0))])
 
 
-# --- on a GPU -----------------------------------------------------------------
+# --- on a GPU ----------------------------------------------------------------
 @pytest.mark.cuda
 def test_bf16_network_on_cuda(model):
     cuda = copy.deepcopy(model).cuda()
