@@ -12,6 +12,19 @@ from typing import Callable
 import pytest
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip the tests marked ``cuda`` on a machine without a CUDA GPU."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='needs a CUDA GPU')
+    for item in items:
+        if item.get_closest_marker('cuda') is not None:
+            item.add_marker(skip)
+
+
 SSD_CONFIGS = ('ssd300_coco', 'ssd512_coco', 'ssd300_voc0712',
                'ssd512_voc0712')
 

@@ -18,9 +18,6 @@ from ssd_plugin.models.ssd_head import flatten_levels
 from ssd_plugin.utils import gpu_check
 from ssd_plugin.utils.mmdet_ssd import calibrate_head, patch_ssd_head
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
-
-
 @pytest.fixture(scope='module')
 def ours():
     return gpu_check.build_ours(seed=0)
@@ -171,13 +168,11 @@ def test_cuda_device_without_gpu_is_a_clear_error(capsys):
     assert 'sees no CUDA device' in capsys.readouterr().err
 
 
-@cuda
 @pytest.mark.cuda
 def test_cuda_nms_equals_cpu():
     assert gpu_check.check_nms('cuda')['passed']
 
 
-@cuda
 @pytest.mark.cuda
 def test_cuda_equivalence_and_deploy():
     assert gpu_check.check_equivalence('cuda', batch=2)['passed']

@@ -224,3 +224,59 @@ def test_builds_from_registry():
                              alpha=0.5))
     assert isinstance(loss, MultiBoxLoss)
     assert (loss.neg_pos_ratio, loss.alpha) == (2.0, 0.5)
+
+
+# --- NaN and inf: ranked explicitly, never hidden ---------------------------
+def test_nan_ranks_as_the_hardest_negative():
+    neg_loss = torch.tensor([[3., math.nan, 5., 1., 4.]])
+    pos = torch.tensor([[True, False, False, False, False]])
+    mask = hard_negative_mask(neg_loss, pos, 2.0)
+    assert mask[0].nonzero().flatten().tolist() == [1, 2]  # NaN, then 5
+
+
+def _nan_free_grads(*tensors) -> bool:
+    return all(bool(torch.isfinite(t.grad).all()) for t in tensors)
+
+
+@pytest.mark.parametrize('where', ['no positives', 'ignored', 'not mined'])
+def test_a_nan_logit_anywhere_makes_loss_cls_nan(where):
+    """Unselected, a NaN logit still sends NaN into the gradient (0 * NaN
+    through the selection); the loss must say so, not read finite."""
+    scores, preds, labels, targets, weights = random_batch(3, num_imgs=1)
+    box = int((labels[0] == 4).nonzero()[0])  # a background box
+    if where == 'no positives':
+        labels = torch.full_like(labels, 4)
+    elif where == 'ignored':
+        weights[0, box] = 0
+    else:  # the lowest-loss negative: never among the 3 per positive
+        scores[0, box] = torch.tensor([-9., -9., -9., -9., 9.])
+    scores[0, box, 0] = math.nan
+    scores.requires_grad_(True)
+    loss_cls, loss_bbox = MultiBoxLoss()(scores, preds, labels, targets,
+                                         weights)
+    assert math.isnan(loss_cls.item()) and math.isfinite(loss_bbox.item())
+    (loss_cls + loss_bbox).backward()
+    assert not _nan_free_grads(scores)  # the reason: NaN reaches the grads
+
+
+def test_a_non_finite_offset_of_a_negative_makes_loss_bbox_non_finite():
+    scores, preds, labels, targets, weights = random_batch(4, num_imgs=1)
+    box = int((labels[0] == 4).nonzero()[0])
+    for value in (math.nan, math.inf):
+        bad = preds.clone()
+        bad[0, box, 2] = value
+        loss_bbox = MultiBoxLoss()(scores, bad, labels, targets, weights)[1]
+        assert not math.isfinite(loss_bbox.item())
+
+
+def test_finite_inputs_give_the_reference_with_finite_gradients():
+    """The NaN rule changes nothing for finite inputs."""
+    scores, preds, labels, targets, weights = random_batch(5, ignore_frac=.1)
+    scores.requires_grad_(True)
+    preds.requires_grad_(True)
+    got = MultiBoxLoss()(scores, preds, labels, targets, weights)
+    ref = reference_loss(scores.detach(), preds.detach(), labels, targets,
+                         weights, 3.0, 1.0, 1.0, 1.0)
+    assert [g.item() for g in got] == pytest.approx(ref, rel=1e-5)
+    sum(got).backward()
+    assert _nan_free_grads(scores, preds)

@@ -65,7 +65,7 @@ def test_quickstart_config_points_at_the_given_folders(tmp_path):
         'somewhere/shapes/annotations/instances_val.json'
     assert cfg.train_cfg.max_epochs == 3
     assert cfg.param_scheduler[-1].end == 3
-    assert cfg.randomness.seed == 5
+    assert cfg.randomness.seed == cfg.train_dataloader.sampler.seed == 5
     default = quickstart.quickstart_config(quickstart.parse_args([]))
     assert default.randomness.seed == 0 and default.train_cfg.max_epochs > 3
     # The generated set matches the network input.

@@ -106,16 +106,6 @@ def test_train_config_from_command_line(cfg_file, tmp_path):
     assert cfg.resume is True and cfg.load_from == 'work_dirs/x/iter_5.pth'
 
 
-def test_amp_keeps_amp_and_names_other_wrappers():
-    for amp in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
-        cfg = Config(dict(optim_wrapper=dict(type=amp)))
-        train_tool.enable_amp(cfg)
-        assert cfg.optim_wrapper.type == amp
-    cfg = Config(dict(optim_wrapper=dict(type='MyWrapper')))
-    with pytest.raises(ValueError, match="'MyWrapper'"):
-        train_tool.enable_amp(cfg)
-
-
 def test_cpu_amp_wrapper_runs_the_forward_in_bfloat16():
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope

@@ -70,6 +70,7 @@ def quickstart_config(args: argparse.Namespace) -> Config:
         cfg.default_hooks.checkpoint.interval = args.epochs
     if args.seed is not None:
         cfg.randomness.seed = args.seed
+        cfg.train_dataloader.sampler.seed = args.seed
     return cfg
 
 

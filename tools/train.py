@@ -1,18 +1,19 @@
 """Train a detector: config -> mmengine ``Runner`` -> ``runner.train()``.
 
 MMDetection 3.3's ``tools/train.py`` (``mim train mmdet`` behaves alike) plus
-DDP on the CPU (``_launch.py``) and bf16 ``--amp`` on the CPU (README "Train
-and test").
+DDP on the CPU (``_launch.py``), bf16 ``--amp`` on the CPU and
+``--amp-dtype`` (docs/gpu.md).
 """
 import argparse
 import logging
 from typing import List, Optional
 
-import torch
 from mmengine.config import Config
+from mmengine.device import get_device
 from mmengine.logging import print_log
 
 from _launch import config_from_args, launched, parse
+from ssd_plugin.engine.amp import AMP_DTYPES, amp_optim_wrapper
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -20,8 +21,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--amp', action='store_true',
-                        help='mixed precision (AmpOptimWrapper): float16 on '
-                        'CUDA, bfloat16 on the CPU')
+                        help='mixed precision: AmpOptimWrapper (float16 by '
+                        'default) on CUDA, CPUAmpOptimWrapper (bfloat16) on '
+                        'the CPU')
+    parser.add_argument('--amp-dtype', choices=AMP_DTYPES,
+                        help='with --amp: the autocast dtype (bfloat16 on '
+                        'CUDA: no loss scaling; the CPU takes bfloat16 only)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the LR by the total batch size')
     parser.add_argument(
@@ -31,33 +36,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parse(parser, argv)
 
 
-def enable_amp(cfg: Config) -> None:
-    """``cfg.optim_wrapper`` to mmengine's ``AmpOptimWrapper`` (float16,
-    dynamic loss scale) on CUDA, our ``CPUAmpOptimWrapper`` (bfloat16) on the
-    CPU; ValueError for a wrapper other than ``OptimWrapper``."""
-    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
-        print_log('AMP training is already enabled in your config.',
-                  logger='current', level=logging.WARNING)
-        return
-    if wrapper != 'OptimWrapper':
-        raise ValueError(f'--amp needs optim_wrapper.type="OptimWrapper", '
-                         f'got {wrapper!r}; drop --amp or use OptimWrapper')
-    if torch.cuda.is_available():
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
-    else:
-        cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+def enable_amp(cfg: Config, device: str,
+               dtype: Optional[str] = None) -> None:
+    """``cfg.optim_wrapper`` to the AMP wrapper of ``device`` in ``dtype``
+    (:func:`ssd_plugin.engine.amp.amp_optim_wrapper`), its note logged."""
+    cfg.optim_wrapper, note = amp_optim_wrapper(cfg.optim_wrapper, device,
+                                                dtype)
+    if note:
+        print_log(note, logger='current', level=logging.WARNING)
 
 
 def build_config(args: argparse.Namespace) -> Config:
     """The config file with the command line's overrides applied.
 
     Priority: ``--cfg-options`` < ``--work-dir``/``--amp``/``--resume``.
+    ``--amp`` picks its wrapper for the device training will run on.
     """
     cfg = config_from_args(args)
+    if args.amp_dtype is not None and not args.amp:
+        raise ValueError(f'--amp-dtype {args.amp_dtype} needs --amp; add it')
     if args.amp:
-        enable_amp(cfg)
+        enable_amp(cfg, get_device(), args.amp_dtype)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise ValueError('--auto-scale-lr needs auto_scale_lr = dict('

@@ -21,6 +21,7 @@ augmentation); what differs from SSD300, and why:
 _base_ = ['../_base_/models/ssd300.py', '../_base_/default_runtime.py']
 
 input_size = 128
+seed = 0  # randomness and the train sampler (tools/quickstart.py --seed)
 data_root = 'data/shapes/'
 # What tools/quickstart.py asks make_shapes for (128 px images, as the input).
 shapes_set = dict(num_train=800, num_val=100, img_size=input_size, seed=0)
@@ -77,7 +78,8 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=0,  # see the note on threads above
     persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # The same shuffle on every rank (each takes its share of it).
+    sampler=dict(type='DefaultSampler', shuffle=True, seed=seed),
     dataset=dict(
         _scope_='ssd_plugin',
         type='CheckedCocoDataset',
@@ -128,5 +130,8 @@ default_hooks = dict(
     # Test images with their detections drawn, in {work_dir}/{time}/vis.
     visualization=dict(draw=True, test_out_dir='vis'))
 log_processor = dict(by_epoch=True)
-# The same run every time (weights, shuffling, augmentation).
-randomness = dict(seed=0)
+# The same run every time (weights, shuffling, augmentation). With
+# num_workers=0 the augmentation draws from each process's own generator:
+# seed + rank on rank > 0 (diff_rank_seed), so that GPUs augment
+# differently; the sampler keeps one seed for all ranks.
+randomness = dict(seed=seed, diff_rank_seed=True)

@@ -179,6 +179,12 @@ def select_detections(boxes: Tensor, scores: Tensor,
     return dets, labels
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (the CPU without any)."""
+    param = next(model.parameters(), None)
+    return torch.device('cpu') if param is None else param.device
+
+
 class End2EndSSD(nn.Module):
     """A detector and its head's inference as one graph (see the module).
 
@@ -209,14 +215,16 @@ class End2EndSSD(nn.Module):
         self.register_buffer('priors', self._priors())
 
     def _priors(self) -> Tensor:
-        """``(P, 4)`` default boxes of the maps at ``input_size``."""
+        """``(P, 4)`` default boxes of the maps at ``input_size``, on the
+        detector's device (a probe input runs through the network there)."""
         head = self.detector.bbox_head
-        probe = torch.zeros(1, 3, *self.input_size)
+        device = model_device(self.detector)
+        probe = torch.zeros(1, 3, *self.input_size, device=device)
         with torch.no_grad():
             cls_scores, _ = head(self.detector.extract_feat(probe))
         priors = head.prior_generator.grid_priors(
             [tuple(s.shape[-2:]) for s in cls_scores], dtype=torch.float32,
-            device='cpu', input_shape=self.input_size)
+            device=device, input_shape=self.input_size)
         return torch.cat([get_box_tensor(p) for p in priors])
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
@@ -272,9 +280,14 @@ def export_onnx(detector: nn.Module, path: str,
                 classes: Optional[Sequence[str]] = None) -> Dict[str, str]:
     """Export ``detector`` to ``path``, check it, record its metadata.
 
+    The graph is traced from an eval-mode CPU copy of ``detector``: the
+    file holds no device, so it is the same whichever device the model
+    lives on, the caller's model keeps its device and mode, and tracing
+    needs no CUDA build of mmcv's NMS.
+
     Args:
-        detector (nn.Module): mmdet detector with an ``SSDHead``; put in
-            eval mode.
+        detector (nn.Module): mmdet detector with an ``SSDHead``, on any
+            device; left as it is.
         path (str): Output ``.onnx`` file.
         input_size (tuple[int, int]): ``(H, W)`` of the network input.
         mode (str): ``'end2end'`` (default) or ``'raw'``.
@@ -284,7 +297,8 @@ def export_onnx(detector: nn.Module, path: str,
         dict[str, str]: The ``metadata_props`` written (:data:`META`).
     """
     import onnx  # the deploy extra; checked by the caller's import
-    wrapper = End2EndSSD(detector.eval(), input_size, mode).eval()
+    cpu_copy = copy.deepcopy(detector).cpu().eval()
+    wrapper = End2EndSSD(cpu_copy, input_size, mode).eval()
     names = OUTPUT_NAMES[mode]
     dynamic = {'input': {0: 'batch'}}
     dynamic.update({n: {0: 'batch'} for n in names if n != 'priors'})

@@ -141,7 +141,9 @@ class DeployedDetector(BaseModel):
             mode (str): Only ``'predict'``.
 
         Returns:
-            list[DetDataSample]: ``data_samples`` with ``pred_instances``.
+            list[DetDataSample]: ``data_samples`` with ``pred_instances``
+            on the device of ``inputs``, as a torch detector returns them
+            (the session itself runs on the CPU).
 
         Raises:
             ValueError: On another mode, or an input of another size than
@@ -157,9 +159,11 @@ class DeployedDetector(BaseModel):
                 f'the model was exported at {self.meta["input_size"][0]}x'
                 f'{self.meta["input_size"][1]}; use the config it was '
                 'exported with, or export it again from this config')
-        array = inputs.float().contiguous().numpy()
+        # A Runner may have moved the model (and so the preprocessor's
+        # output) to CUDA; the backends read host memory.
+        array = inputs.detach().cpu().float().contiguous().numpy()
         dets, labels = self.session(array)[:2]
         for index, sample in enumerate(data_samples):
-            sample.pred_instances = to_instances(dets[index], labels[index],
-                                                 sample.metainfo)
+            sample.pred_instances = to_instances(
+                dets[index], labels[index], sample.metainfo).to(inputs.device)
         return data_samples

@@ -4,10 +4,10 @@
 the head's outputs in bf16, and the head then builds its default boxes in
 their dtype: bf16's 8-bit mantissa puts a box edge at 300 px up to 1 px off.
 :func:`autocast_network` autocasts only the backbone, neck and head
-convolutions, on the device the model lives on, and hands FP32 maps to the
-post-processing::
+convolutions, on the device the detector's weights are on (CPU or CUDA),
+and hands FP32 maps to the post-processing::
 
-    with bf16_network(model):          # or autocast_network(model, fp16)
+    with bf16_network(model):                # autocast_network(model, fp16)
         result = inference_detector(model, image)
 """
 import contextlib
@@ -16,11 +16,28 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+_MISSING = object()
+
+
+def autocast_device_type(module: nn.Module) -> str:
+    """The ``torch.autocast`` device type of ``module``'s weights.
+
+    Args:
+        module (nn.Module): A model; its first parameter (or buffer) decides.
+
+    Returns:
+        str: ``'cpu'``, ``'cuda'``, ... (``'cpu'`` for a module without
+        tensors). Autocast on another device type than the tensors' leaves
+        them in FP32 without a word.
+    """
+    tensor = next(module.parameters(), next(module.buffers(), None))
+    return 'cpu' if tensor is None else tensor.device.type
+
 
 def _autocast(function: Callable, device_type: str, dtype: torch.dtype,
               to_float: bool) -> Callable:
-    """``function`` run under ``device_type`` autocast to ``dtype``; with
-    ``to_float`` its per-level output lists are cast back to float32."""
+    """``function`` run under ``device_type`` autocast to ``dtype`` (its
+    per-level output lists cast back to FP32 when ``to_float``)."""
 
     def run(*args, **kwargs):
         with torch.autocast(device_type, dtype=dtype):
@@ -33,19 +50,18 @@ def _autocast(function: Callable, device_type: str, dtype: torch.dtype,
 
 
 @contextlib.contextmanager
-def _patched(owner: object, name: str, value: object) -> Iterator[None]:
-    """``owner.name = value`` inside the block; the previous instance
-    attribute (or none, the class's) afterwards, so the patches nest."""
-    missing = object()
-    previous = owner.__dict__.get(name, missing)
+def _replaced(owner: object, name: str, value: object) -> Iterator[None]:
+    """``owner.name = value`` inside the block; on exit the attribute the
+    instance held before (a wrapper of an enclosing block), or none."""
+    before = vars(owner).get(name, _MISSING)
     setattr(owner, name, value)
     try:
         yield
     finally:
-        if previous is missing:
-            delattr(owner, name)
+        if before is _MISSING:
+            delattr(owner, name)  # back to the class's method
         else:
-            setattr(owner, name, previous)
+            setattr(owner, name, before)
 
 
 @contextlib.contextmanager
@@ -54,33 +70,33 @@ def autocast_network(detector: nn.Module,
                      ) -> Iterator[nn.Module]:
     """Run ``detector``'s network in ``dtype`` inside the ``with`` block.
 
-    Autocast's device type is the one ``detector``'s parameters are on
-    (``'cuda'`` for a model on a GPU, ``'cpu'`` otherwise): autocast of
-    another device type would leave the network silently in FP32.
+    Autocast runs on the device type of the detector's weights when the
+    block is entered (:func:`autocast_device_type`): move the model first.
+    Blocks nest; each restores what was there before it.
 
     Args:
         detector (nn.Module): mmdet ``SingleStageDetector`` whose head's
-            ``forward`` returns ``(cls_scores, bbox_preds)`` lists (SSDHead,
-            mmdet's SSDHead).
+            ``forward`` returns ``(cls_scores, bbox_preds)`` lists (our
+            ``SSDHead`` or mmdet's).
         dtype (torch.dtype): ``torch.bfloat16`` (default) or
-            ``torch.float16`` (CUDA; fp16's range suits inference with
-            trained weights, see docs/gpu.md).
+            ``torch.float16`` (CUDA).
 
     Yields:
         nn.Module: ``detector``, with ``extract_feat`` and the head's
         ``forward`` wrapped; both are restored on exit.
     """
-    device_type = next(detector.parameters()).device.type
+    device_type = autocast_device_type(detector)
     head = detector.bbox_head
-    with _patched(detector, 'extract_feat',
-                  _autocast(detector.extract_feat, device_type, dtype,
-                            False)), \
-            _patched(head, 'forward',
-                     _autocast(head.forward, device_type, dtype, True)):
+    with _replaced(detector, 'extract_feat',
+                   _autocast(detector.extract_feat, device_type, dtype,
+                             False)), \
+            _replaced(head, 'forward',
+                      _autocast(head.forward, device_type, dtype, True)):
         yield detector
 
 
-def bf16_network(detector: nn.Module) -> 'contextlib.AbstractContextManager':
-    """:func:`autocast_network` in bfloat16 (the CPU's and GPU's
-    low-precision type that needs no loss scale)."""
+def bf16_network(detector: nn.Module
+                 ) -> 'contextlib.AbstractContextManager[nn.Module]':
+    """:func:`autocast_network` in bfloat16, the low-precision type that
+    needs no loss scale (see there)."""
     return autocast_network(detector, torch.bfloat16)

@@ -17,14 +17,17 @@ def hard_negative_mask(neg_loss: Tensor,
     """``(N, A)`` bool: per image the negatives of highest ``neg_loss`` (not
     differentiated): ``min(floor(neg_pos_ratio * P_n), M_n)`` of its ``M_n``
     candidates (``neg_candidates & ~pos_mask``), ``P_n`` its positives (Caffe's
-    ``MAX_NEGATIVE``); one stable sort, ties to the lower index."""
+    ``MAX_NEGATIVE``); one stable sort, ties to the lower index. A NaN loss
+    ranks as the hardest (as +inf), whatever a device's sort does with NaN."""
     candidates = ~pos_mask if neg_candidates is None else (
         neg_candidates & ~pos_mask)
     num_pos = pos_mask.sum(dim=1)
     num_neg = torch.minimum(
         torch.floor(num_pos * neg_pos_ratio).long(), candidates.sum(dim=1))
-    # Non-candidates sort last; a stable sort breaks ties by index.
-    ranked = neg_loss.detach().masked_fill(~candidates, float('-inf'))
+    # NaN first, non-candidates last; a stable sort breaks ties by index.
+    ranked = neg_loss.detach()
+    ranked = torch.where(ranked.isnan(), float('inf'), ranked).masked_fill(
+        ~candidates, float('-inf'))
     order = ranked.sort(dim=1, descending=True, stable=True).indices
     rank = torch.arange(neg_loss.size(1), device=neg_loss.device)
     keep_sorted = rank[None, :] < num_neg[:, None]  # (N, A), sorted order
@@ -61,7 +64,9 @@ class MultiBoxLoss(nn.Module):
         kept, without positives), from ``(N, A, C + 1)`` logits (background last),
         ``(N, A, 4)`` offsets, ``(N, A)`` int labels in ``[0, C]``, ``(N, A, 4)``
         targets (rows of positives read) and optional ``(N, A)`` weights (0 ignores
-        a box: neither positive nor negative)."""
+        a box: neither positive nor negative). A non-finite logit or offset of
+        any box, selected or not, makes its term non-finite: its gradient
+        would be NaN anyway (0 * NaN), so the loss says so."""
         self._check_inputs(cls_scores, bbox_preds, labels, bbox_targets,
                            weights)
         background = cls_scores.size(-1) - 1
@@ -78,8 +83,11 @@ class MultiBoxLoss(nn.Module):
         # Caffe's VALID normalisation; max(1, .) keeps N_pos = 0 finite, and
         # then nothing is selected, so both terms are exactly 0.
         num_pos = pos_mask.sum().clamp(min=1).to(conf_loss.dtype)
-        loss_cls = torch.where(pos_mask | neg_mask, conf_loss, 0.).sum()
-        loss_bbox = torch.where(pos_mask, loc_loss, 0.).sum()
+        # Never hide a NaN (no positives, an ignored box, not mined).
+        conf_used = pos_mask | neg_mask | ~conf_loss.isfinite()
+        loc_used = pos_mask | ~bbox_preds.isfinite().all(-1)
+        loss_cls = torch.where(conf_used, conf_loss, 0.).sum()
+        loss_bbox = torch.where(loc_used, loc_loss, 0.).sum()
         return (self.loss_weight * loss_cls / num_pos,
                 self.loss_weight * self.alpha * loss_bbox / num_pos)
 
