@@ -6,7 +6,7 @@ written here in plain torch; mmdet's own ``SSDNeck``/``SSDHead``/
 ``SSDAnchorGenerator`` with the settings of its SSDLite config; map sides
 from the conv arithmetic; default-box counts summed by hand; FLOPs of a conv
 as ``H_out * W_out * C_out * C_in / groups * k^2``. A "bring your own
-backbone" test runs the README's snippet verbatim.
+backbone" test runs docs/train_test.md's snippet verbatim.
 """
 import os
 import sys
@@ -391,9 +391,9 @@ def test_variant_train_step_and_inference(config):
         assert dets.bboxes[:, 1::2].max() <= 240 + 1e-3
 
 
-# --- bring your own backbone (the README's snippet, verbatim) ----------------
+# --- bring your own backbone (docs/train_test.md's snippet, verbatim) -------
 
-README_BACKBONE = '''\
+SNIPPET_BACKBONE = '''\
 from typing import Sequence, Tuple
 
 from mmengine.model import BaseModule
@@ -419,7 +419,7 @@ class TinyNet(BaseModule):
         c1 = self.stem(x)
         return c1, self.down(c1)
 '''
-README_CONFIG = '''\
+SNIPPET_CONFIG = '''\
 _base_ = ['../configs/ssd/ssd300_coco.py']
 custom_imports = dict(imports=['ssd_plugin', 'tinynet'],
                       allow_failed_imports=False)
@@ -434,7 +434,7 @@ model = dict(
 
 @pytest.fixture
 def my_project(tmp_path, monkeypatch):
-    """The README's layout: ``my_project/`` beside the checkout's configs.
+    """The documented layout: ``my_project/`` beside the checkout's configs.
 
     ``PYTHONPATH=my_project`` is ``sys.path``; the registered name and the
     module are removed afterwards.
@@ -442,8 +442,8 @@ def my_project(tmp_path, monkeypatch):
     os.symlink(ROOT / 'configs', tmp_path / 'configs')
     project = tmp_path / 'my_project'
     project.mkdir()
-    (project / 'tinynet.py').write_text(README_BACKBONE)
-    (project / 'ssd300_tinynet_coco.py').write_text(README_CONFIG)
+    (project / 'tinynet.py').write_text(SNIPPET_BACKBONE)
+    (project / 'ssd300_tinynet_coco.py').write_text(SNIPPET_CONFIG)
     monkeypatch.syspath_prepend(str(project))
     yield project
     MODELS._module_dict.pop('TinyNet', None)
@@ -531,7 +531,8 @@ def test_complexity_of_ssd300_by_hand():
     # VGG16's convs alone: 14,714,688, as torchvision's vgg16().features.
     assert sum(_conv(i, o, 3) for i, o in VGG16) == 14_714_688
     model = MODELS.build(load('configs/ssd/ssd300_coco.py').model)
-    # 34,305,206 and 34,360,351,232: README's 34.31 M and 34.36 GFLOPs.
+    # 34,305,206 and 34,360,351,232: docs/train_test.md's 34.31 M and
+    # 34.36 GFLOPs.
     assert complexity(model, (300, 300)) == (SSD300_PARAMS, SSD300_FLOPS)
 
 

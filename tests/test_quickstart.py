@@ -1,14 +1,15 @@
 """The quickstart (``make demo``): its config trains, and the loss falls.
 
-The full run (400 images, the config's epochs, mAP@0.5 >= 0.6) is measured
-by ``make demo`` and reported in the README; here a short run on a small set
-checks the path end to end: data generation, training through the Runner,
-COCO evaluation and the drawn pictures.
+The full run (800 images, the config's epochs, mAP@0.5 >= 0.6) is measured
+by ``make demo`` and reported in docs/benchmarks.md; here a short run on a
+small set checks the path end to end: data generation, training through the
+Runner, COCO evaluation, the drawn pictures and their grid.
 """
 import glob
 import json
 import os.path as osp
 
+import cv2
 import numpy as np
 import pytest
 
@@ -51,6 +52,42 @@ def test_quickstart_trains_and_the_loss_falls(tmp_path):
     drawn = glob.glob(osp.join(runner.log_dir, 'vis', '*.jpg')) + glob.glob(
         osp.join(runner.log_dir, 'vis', '*.png'))
     assert len(drawn) == 8
+    # mmdet draws ground truth beside the detections: twice the image wide.
+    assert cv2.imread(drawn[0]).shape[:2] == (128, 256)
+    grid = quickstart.write_grid(sorted(drawn), str(tmp_path / 'grid.png'))
+    assert cv2.imread(grid).shape[:2] == (28 + 3 * (128 + 4), 2 * 256 + 4)
+
+
+def test_write_grid_tiles_in_order_under_a_heading(tmp_path):
+    quickstart = load_quickstart()
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    paths = []
+    for i, colour in enumerate(colours):
+        paths.append(str(tmp_path / f'{i}.png'))
+        cv2.imwrite(paths[-1], np.full((10, 20, 3), colour, np.uint8))
+    out = quickstart.write_grid(paths, str(tmp_path / 'grid.png'), cols=2,
+                                rows=3, gap=4)
+    grid = cv2.imread(out)
+    # A 28-pixel heading, then rows of 10 + 4 gap, cells 20 wide + 4 gap.
+    assert grid.shape == (28 + 2 * 14, 2 * 24 - 4, 3)
+    assert (grid[:28] < 255).any()  # the heading's text
+    np.testing.assert_array_equal(grid[28, 0], colours[0])
+    np.testing.assert_array_equal(grid[28 + 9, 24 + 19], colours[1])
+    np.testing.assert_array_equal(grid[28 + 14, 0], colours[2])
+    assert (grid[28 + 14:, 24:] == 255).all()  # the row's empty cell
+    assert (grid[28 + 10:28 + 14] == 255).all()  # the gap between rows
+
+
+def test_write_grid_empty_and_mixed_sizes(tmp_path):
+    quickstart = load_quickstart()
+    assert quickstart.write_grid([], str(tmp_path / 'grid.png')) is None
+    assert not (tmp_path / 'grid.png').exists()
+    for name, shape in (('a.png', (10, 20, 3)), ('b.png', (12, 20, 3))):
+        cv2.imwrite(str(tmp_path / name), np.zeros(shape, np.uint8))
+    with pytest.raises(ValueError, match='one size'):
+        quickstart.write_grid([str(tmp_path / 'a.png'),
+                               str(tmp_path / 'b.png')],
+                              str(tmp_path / 'grid.png'))
 
 
 def test_quickstart_config_points_at_the_given_folders(tmp_path):

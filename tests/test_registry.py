@@ -72,8 +72,8 @@ def test_public_name_is_registered(name, registry_name):
     assert (name, registry_name) in REGISTERED
 
 
-# Ours by design, in place of mmdet's SSD parts (README: mmdet 3.3's SSDHead
-# cannot predict); `mmdet.SSDHead` still reaches mmdet's.
+# Ours by design, in place of mmdet's SSD parts (docs/faq.md: mmdet 3.3's
+# SSDHead cannot predict); `mmdet.SSDHead` still reaches mmdet's.
 REPLACES_MMDETS = {('SSDNeck', 'MODELS'), ('SSDHead', 'MODELS')}
 
 

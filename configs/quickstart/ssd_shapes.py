@@ -1,7 +1,7 @@
 """Quickstart: a small SSD trained from scratch on the synthetic shapes set.
 
-The main job of the README (``make demo`` runs ``tools/quickstart.py``):
-it generates ``data/shapes`` with ``tools/dataset_converters/make_shapes.py``,
+The quickstart of docs/get_started.md (``make demo`` runs
+``tools/quickstart.py``): it generates ``data/shapes`` with ``tools/dataset_converters/make_shapes.py``,
 trains this config on the CPU in minutes and evaluates it with the COCO
 metric. Everything SSD is ours (neck, default boxes, head, MultiBox loss,
 augmentation); what differs from SSD300, and why:
@@ -60,8 +60,8 @@ model = dict(
 # SSD300's augmentation at this input size, with a zoom-out of at most 2x:
 # the paper's 4x turns the smallest shapes (13 px) into 3 px, which a short
 # schedule cannot learn (section 3.6 trains it 1.5x longer). The crop needs
-# every box to keep the IoU (README, "Which crop"): Caffe's 'any' zooms in on
-# single objects, which a short schedule on few images pays for.
+# every box to keep the IoU (docs/design.md, "Which crop"): Caffe's 'any'
+# zooms in on single objects, which a short schedule on few images pays for.
 resize = dict(type='Resize', scale=(input_size, input_size), keep_ratio=False)
 zoom_out = dict(_base_.train_steps.zoom_out, ratio_range=(1, 2))
 crop = dict(_base_.train_steps.crop, constraint='all')
@@ -110,7 +110,7 @@ val_evaluator = dict(
     metric='bbox')
 test_evaluator = val_evaluator
 
-max_epochs = 28  # under 10 minutes on 2 cores (README)
+max_epochs = 28  # about 10 minutes on 2 cores (docs/benchmarks.md)
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')

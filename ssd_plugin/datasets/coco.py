@@ -1,7 +1,8 @@
 """``CheckedCocoDataset``: mmdet's ``CocoDataset`` with errors that name files.
 
-Its own name, so that it never shadows mmdet's ``CocoDataset`` (see the
-README, "Names"); why the checks sit in the dataset: ``checks.py``.
+Its own name, so that it never shadows mmdet's ``CocoDataset`` (see
+docs/design.md, "Registries and names"); why the checks sit in the
+dataset: ``checks.py``.
 """
 from typing import Any, List
 

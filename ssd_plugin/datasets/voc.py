@@ -1,7 +1,8 @@
 """``CheckedVOCDataset``: mmdet's ``VOCDataset`` with errors that name files.
 
-Its own name, so that it never shadows mmdet's ``VOCDataset`` (see the
-README, "Names"); why the checks sit in the dataset: ``checks.py``.
+Its own name, so that it never shadows mmdet's ``VOCDataset`` (see
+docs/design.md, "Registries and names"); why the checks sit in the
+dataset: ``checks.py``.
 """
 import os.path as osp
 from typing import Any, List

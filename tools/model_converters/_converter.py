@@ -12,9 +12,11 @@ import re
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import ConfigDict
 from mmengine.registry import DefaultScope
 from torch import Tensor
+
+from ssd_plugin.utils.config import load_config
 
 Rules = Sequence[Tuple[str, str]]
 StateDict = Dict[str, Tensor]
@@ -35,7 +37,7 @@ def rename(key: str, rules: Rules) -> Optional[str]:
 @functools.lru_cache(maxsize=None)
 def model_cfg(config: str) -> ConfigDict:
     """The ``model`` of ``config``, read once (mmdet's bases take seconds)."""
-    return Config.fromfile(config).model
+    return load_config(config, set_scope=False).model
 
 
 def convert(state_dict: Mapping[str, Tensor], rules: Rules, source: str,

@@ -3,7 +3,7 @@
 ``H, W`` the image; boxes and crops ``(x1, y1, x2, y2)`` pixels. The
 constraint is Caffe's ``'any'`` (one kept box has the IoU) or mmdet's
 ``'all'`` (every proper box has it); differences from Caffe and which
-constraint to choose: see the README.
+constraint to choose: see docs/design.md.
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 

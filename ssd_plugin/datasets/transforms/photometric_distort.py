@@ -1,6 +1,6 @@
 """SSD's photometric distortion (section 2.2; Caffe's ``ApplyDistort``) as
 uint8 lookup tables: Caffe's saturating ``convertTo`` steps compose exactly.
-Differences from Caffe: see the README."""
+Differences from Caffe: see docs/design.md."""
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import cv2
@@ -34,7 +34,7 @@ def affine_lut(alpha: float, beta: float) -> np.ndarray:
 
 def hue_lut(delta: float) -> np.ndarray:
     """``(256,)`` uint8 table rotating OpenCV's hue by ``delta`` units,
-    modulo 180 (Caffe saturates: a deliberate fix, see the README)."""
+    modulo 180 (Caffe saturates: a deliberate fix, see docs/design.md)."""
     return (np.rint(_LEVELS + delta) % _HUE_PERIOD).astype(np.uint8)
 
 
