@@ -116,7 +116,7 @@ def test_optim_wrapper_per_device_and_dtype():
     assert type(gpu_check.optim_wrapper(model, 'fp32', 'cpu')) is OptimWrapper
     assert isinstance(gpu_check.optim_wrapper(model, 'bf16', 'cpu'),
                       CPUAmpOptimWrapper)
-    with pytest.raises(ValueError, match='fp16 needs CUDA'):
+    with pytest.raises(ValueError, match='float16 AMP on the CPU'):
         gpu_check.optim_wrapper(model, 'fp16', 'cpu')
 
 

@@ -33,7 +33,7 @@ from mmdet.apis import init_detector
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.optim import OptimWrapper
 from mmengine.structures import InstanceData
 from torch import nn
 
@@ -228,24 +228,25 @@ def check_equivalence(device: str, batch: int = 4, seed: int = 0) -> Dict:
 def optim_wrapper(model: nn.Module, dtype: str,
                   device: str) -> OptimWrapper:
     """The recipe's SGD (LR 1e-3, momentum 0.9, weight decay 5e-4) in the
-    wrapper ``tools/train.py`` picks for ``dtype`` on ``device``: mmengine's
-    ``AmpOptimWrapper`` on CUDA (dynamic loss scale), our
-    ``CPUAmpOptimWrapper`` for bf16 on the CPU.
+    wrapper ``tools/train.py --amp --amp-dtype`` builds for ``dtype`` on
+    ``device`` (:func:`~ssd_plugin.engine.amp.amp_optim_wrapper`): mmengine's
+    ``AmpOptimWrapper`` on CUDA, our ``CPUAmpOptimWrapper`` (bf16) on the
+    CPU, plain ``OptimWrapper`` for fp32.
 
     Raises:
         ValueError: For fp16 on the CPU (loss scaling needs CUDA).
     """
-    from ssd_plugin.engine import CPUAmpOptimWrapper
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9,
-                                weight_decay=5e-4)
-    if DTYPES[dtype] is None:
-        return OptimWrapper(optimizer)
-    if device.startswith('cuda'):
-        return AmpOptimWrapper(optimizer=optimizer, dtype=DTYPES[dtype])
-    if dtype == 'bf16':
-        return CPUAmpOptimWrapper(optimizer)
-    raise ValueError(f'{dtype} training on {device}: fp16 needs CUDA '
-                     "(mmengine's AmpOptimWrapper and its loss scale)")
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+
+    from ssd_plugin.engine.amp import amp_optim_wrapper
+    cfg = dict(type='OptimWrapper', optimizer=dict(
+        type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4))
+    if DTYPES[dtype] is not None:
+        amp_dtype = dict(fp16='float16', bf16='bfloat16')[dtype]
+        cfg, _ = amp_optim_wrapper(cfg, device.split(':')[0], amp_dtype)
+    with DefaultScope.overwrite_default_scope('ssd_plugin'):
+        return build_optim_wrapper(model, cfg)
 
 
 class ActivationMax:
