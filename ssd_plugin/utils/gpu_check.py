@@ -39,10 +39,9 @@ from torch import nn
 
 from ssd_plugin.testing.shapes import draw_image
 from ssd_plugin.utils.benchmark import detection_agreement, time_interleaved
+from ssd_plugin.utils.config import SSD300_COCO
 from ssd_plugin.utils.mmdet_ssd import build_mmdet_ssd300, calibrate_head
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SSD300_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
 DTYPES = dict(fp32=None, fp16=torch.float16, bf16=torch.bfloat16)
 
 # Tolerances of the device against the CPU, fp32 with TF32 off. cuDNN and
@@ -87,7 +86,7 @@ def check_nms(device: str, num_boxes: int = 5000, seed: int = 0) -> Dict:
                 passed=all(r['equal'] for r in results.values()))
 
 
-def build_ours(config: str = SSD300_CONFIG, device: str = 'cpu',
+def build_ours(config: str = SSD300_COCO, device: str = 'cpu',
                seed: int = 0) -> nn.Module:
     """Our SSD300 with seeded random weights and a calibrated head (trained-
     like scores, :func:`calibrate_head`), in eval mode on ``device``: a
@@ -494,7 +493,7 @@ def check_deploy(device: str, batch: int = 2, seed: int = 0) -> Dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'ssd300.onnx')
         export_onnx(dev_model, path, (300, 300))
-        deployed = DeployedDetector(path, Config.fromfile(SSD300_CONFIG))
+        deployed = DeployedDetector(path, Config.fromfile(SSD300_COCO))
         result['exported_from'] = str(next(dev_model.parameters()).device)
         result['deployed_on'] = device
         result['deployed_vs_torch'] = agreement(

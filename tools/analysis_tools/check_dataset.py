@@ -34,9 +34,9 @@ from mmengine.utils import ProgressBar
 import ssd_plugin  # noqa: F401  (registers the datasets)
 from ssd_plugin.analysis.dataset_check import (PROBLEMS, check_coco,
                                                check_voc, clean_coco,
-                                               count_problems, leaf_datasets)
+                                               count_problems)
 from ssd_plugin.registry import DATASETS
-from ssd_plugin.utils.config import load_config
+from ssd_plugin.utils.config import leaf_datasets, load_config
 
 SPLITS = ('train', 'val', 'test')
 SHOWN = 5  # offenders printed per kind
