@@ -88,7 +88,8 @@ def test_match_stats_per_level_equal_the_hand_count():
     stats = match_stats(GT, LEVELS + [torch.zeros(0, 4)], 0.5)
     # Level 0 holds the 10x10 box, level 1 the 20x20 one; level 2 is empty.
     torch.testing.assert_close(stats['best_per_level'], torch.tensor(
-        [[1., 0., 0.], [.5, 0., 0.], [.4, 0., 0.], [0., .5, 0.], [0., 0., 0.]]))
+        [[1., 0., 0.], [.5, 0., 0.], [.4, 0., 0.], [0., .5, 0.],
+         [0., 0., 0.]]))
     assert stats['num_pos'].tolist() == [[1, 0, 0], [1, 0, 0], [0, 0, 0],
                                          [0, 1, 0], [0, 0, 0]]
     assert [h.tolist() for h in stats['prior_hit']] == [[True], [True, False],

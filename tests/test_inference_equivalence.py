@@ -16,7 +16,6 @@ import os.path as osp
 
 import cv2
 import matplotlib
-import mmdet
 import numpy as np
 import pytest
 import torch
@@ -31,14 +30,13 @@ from ssd_plugin.models import AtrousVGG, SSDHead
 from ssd_plugin.models import ssd_head as ssd_head_module
 from ssd_plugin.models.ssd_head import rank_in_group
 from ssd_plugin.registry import MODELS
-from ssd_plugin.utils.mmdet_ssd import calibrate_head, patch_ssd_head
+from ssd_plugin.utils.mmdet_ssd import (MMDET_SSD300, calibrate_head,
+                                       patch_ssd_head)
 from ssd_plugin.utils.network_input import inference_pipelines, network_inputs
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OUR_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
 CONVERTERS = osp.join(REPO_ROOT, 'tools', 'model_converters')
-MMDET_CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs',
-                        'ssd', 'ssd300_coco.py')
 PHOTO = osp.join(osp.dirname(matplotlib.__file__), 'mpl-data',
                  'sample_data', 'grace_hopper.jpg')
 TEST_CFG = dict(nms_pre=100000, score_thr=0.02, min_bbox_size=0,
@@ -58,7 +56,7 @@ def _images():
 def models(tmp_path_factory):
     """``(mmdet's SSD300, ours)`` with the same weights, both on the CPU."""
     torch.manual_seed(0)
-    cfg = Config.fromfile(MMDET_CONFIG)
+    cfg = Config.fromfile(MMDET_SSD300)
     cfg.model.backbone.init_cfg = None  # no download
     cfg.model.test_cfg = TEST_CFG
     theirs = init_detector(cfg, None, device='cpu')

@@ -371,9 +371,16 @@ def _clock(device: str) -> Callable[[], float]:
     return clock
 
 
-def _per_second(seconds: Dict[str, List[float]], images: int) -> Dict:
-    """Images per second of each contender's median call."""
-    return {name: images / statistics.median(t) for name, t in seconds.items()}
+def _race(contenders: Dict[str, Callable], images: int, device: str,
+          iters: int, rounds: int, warmup: int) -> Dict:
+    """The contenders timed interleaved (:func:`time_interleaved`): images
+    per second of each one's median call, and ours over mmdet's best."""
+    seconds = time_interleaved(contenders, [None] * iters, rounds,
+                               warmup=warmup, clock=_clock(device))
+    speed = {name: images / statistics.median(t)
+             for name, t in seconds.items()}
+    best = max(v for k, v in speed.items() if k.startswith('mmdet'))
+    return dict(images_per_s=speed, ours_vs_best_mmdet=speed['ours'] / best)
 
 
 def build_contestants(device: str, seed: int = 0) -> Dict[str, nn.Module]:
@@ -427,12 +434,8 @@ def inference_speed(device: str, models: Dict[str, nn.Module],
                         memory_format=torch.channels_last)
                 contenders[name] = _predict(model, inputs,
                                             prep['data_samples'], dtype)
-            seconds = time_interleaved(contenders, [None] * iters, rounds,
-                                       warmup=warmup, clock=_clock(device))
-            speed = _per_second(seconds, batch)
-            best = max(v for k, v in speed.items() if k.startswith('mmdet'))
-            results[f'batch{batch}_{dtype}'] = dict(
-                images_per_s=speed, ours_vs_best_mmdet=speed['ours'] / best)
+            results[f'batch{batch}_{dtype}'] = _race(
+                contenders, batch, device, iters, rounds, warmup)
     return results
 
 
@@ -453,12 +456,8 @@ def training_speed(device: str, models: Dict[str, nn.Module],
             wrapper = optim_wrapper(model, dtype, device)
             contenders[name] = (lambda m, w: lambda _: m.train_step(data, w))(
                 model, wrapper)
-        seconds = time_interleaved(contenders, [None] * iters, rounds,
-                                   warmup=warmup, clock=_clock(device))
-        speed = _per_second(seconds, batch)
-        best = max(v for k, v in speed.items() if k.startswith('mmdet'))
-        results[f'batch{batch}_{dtype}'] = dict(
-            images_per_s=speed, ours_vs_best_mmdet=speed['ours'] / best)
+        results[f'batch{batch}_{dtype}'] = _race(
+            contenders, batch, device, iters, rounds, warmup)
     for model in models.values():
         model.eval()
     return results
