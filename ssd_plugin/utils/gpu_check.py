@@ -104,7 +104,8 @@ def _built(config: str, seed: int) -> nn.Module:
     return model.eval()
 
 
-def probe_inputs(model: nn.Module, num: int = 1, seed: int = 0) -> torch.Tensor:
+def probe_inputs(model: nn.Module, num: int = 1,
+                 seed: int = 0) -> torch.Tensor:
     """``(num, 3, 300, 300)`` preprocessed shapes images on the model's
     device (see :func:`make_batch`)."""
     data = make_batch(num, seed)
