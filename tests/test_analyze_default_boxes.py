@@ -1,4 +1,5 @@
-"""Default-box coverage (ssd_plugin.analysis.default_boxes) and its tool.
+"""Default-box coverage (ssd_plugin.analysis.default_boxes, .coverage) and
+its tool.
 
 Expected numbers are counted by hand on hand-written boxes; the tool runs
 end to end on the session's tiny shapes set through the quickstart config.
@@ -10,9 +11,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from ssd_plugin.analysis import coverage
 from ssd_plugin.analysis.default_boxes import (best_iou, coverage_report,
                                                data_ratios,
-                                               fit_default_boxes, recall,
+                                               fit_default_boxes,
+                                               match_stats, recall,
                                                size_buckets, size_grid)
 from ssd_plugin.models.default_box_generator import DefaultBoxGenerator
 
@@ -79,6 +82,20 @@ def test_ground_truth_no_default_box_reaches_is_listed():
              best_iou=0.4),
         dict(image='im4.jpg', box=[100., 100., 110., 110.], label='b',
              best_iou=0.)]
+
+
+def test_match_stats_per_level_equal_the_hand_count():
+    stats = match_stats(GT, LEVELS + [torch.zeros(0, 4)], 0.5)
+    # Level 0 holds the 10x10 box, level 1 the 20x20 one; level 2 is empty.
+    torch.testing.assert_close(stats['best_per_level'], torch.tensor(
+        [[1., 0., 0.], [.5, 0., 0.], [.4, 0., 0.], [0., .5, 0.],
+         [0., 0., 0.]]))
+    assert stats['num_pos'].tolist() == [[1, 0, 0], [1, 0, 0], [0, 0, 0],
+                                         [0, 1, 0], [0, 0, 0]]
+    assert [h.tolist() for h in stats['prior_hit']] == [[True], [True, False],
+                                                        []]
+    empty = match_stats(torch.zeros(0, 4), LEVELS, 0.5)
+    assert empty['best_per_level'].shape == empty['num_pos'].shape == (0, 2)
 
 
 def test_an_empty_set_has_no_recall():
@@ -178,12 +195,17 @@ def test_tool_reports_fits_and_writes_a_leaf_config(quickstart_leaf, tool,
     assert 'recall at IoU >= 0.5' in capsys.readouterr().out
 
 
-def test_tool_errors_name_the_value(tool, tmp_path):
+def test_tool_errors_name_the_value(tool, quickstart_leaf, shapes_root,
+                                    tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.py'):
         tool.main(['nope.py'])
+    with pytest.raises(ValueError, match='the val split has no images'):
+        tool.main([quickstart_leaf(tmp_path, shapes_root), '--split', 'val',
+                   '--cfg-options', 'val_dataloader.dataset.indices=0',
+                   'val_dataloader.dataset.serialize_data=False'])
     with pytest.raises(ValueError, match='LoadAnnotations'):
-        tool.analysis_pipeline([dict(type='LoadImageFromFile')])
-    steps = tool.analysis_pipeline([
+        coverage.analysis_pipeline([dict(type='LoadImageFromFile')])
+    steps = coverage.analysis_pipeline([
         dict(type='LoadImageFromFile'), dict(type='Resize', scale=(8, 8)),
         dict(type='LoadAnnotations', with_bbox=True),
         dict(type='PackDetInputs')])
@@ -191,7 +213,7 @@ def test_tool_errors_name_the_value(tool, tmp_path):
                                           'LoadAnnotations', 'Resize']
     cfg = Config(dict(model=dict(train_cfg=dict(assigner=dict()))))
     with pytest.raises(ValueError, match='pos_iou_thr'):
-        tool.pos_iou_thr(cfg)
+        coverage.pos_iou_thr(cfg)
 
 
 def test_make_shapes_draws_objects_in_the_scale_range(tmp_path):

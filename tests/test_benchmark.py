@@ -19,9 +19,10 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from conftest import REPO_ROOT, load_tool
-from ssd_plugin.utils.benchmark import (check_timing, detection_agreement,
-                                        quartiles, read_images, report,
-                                        report_rounds, time_interleaved)
+from ssd_plugin.utils.benchmark import (check_timing, check_timing_args,
+                                        detection_agreement, quartiles,
+                                        read_images, report, report_rounds,
+                                        set_process_threads, time_interleaved)
 
 
 def test_time_interleaved_alternates_the_order_with_a_fake_clock():
@@ -98,12 +99,24 @@ def test_read_images_and_timing_flags(tmp_path):
     assert read_images([]) == []
     with pytest.raises(FileNotFoundError, match=r"\['nope.jpg'\].*--images"):
         read_images([path, 'nope.jpg'])
-    for rounds, threads, flag in ((0, 1, '--rounds=0'), (1, 0, '--threads=0')):
-        with pytest.raises(ValueError, match=flag):
-            check_timing(rounds, threads)
     threads = torch.get_num_threads()
-    check_timing(1, None)  # None: leave the threads as they are
+    for rounds, flag_threads, flag in ((0, 1, '--rounds=0'),
+                                       (1, 0, '--threads=0')):
+        with pytest.raises(ValueError, match=flag):
+            check_timing_args(rounds, flag_threads)
+        with pytest.raises(ValueError, match=flag):  # before any change
+            check_timing(rounds, flag_threads)
+    check_timing_args(1, threads + 1)  # checks only
     assert torch.get_num_threads() == threads
+    set_process_threads(None)  # None: leave the threads as they are
+    assert torch.get_num_threads() == threads
+
+
+def test_sample_photos_are_located_when_asked():
+    from ssd_plugin.utils import benchmark
+    assert 'SAMPLE_DIR' not in vars(benchmark)  # not at import
+    assert osp.isfile(osp.join(benchmark.sample_dir(), 'grace_hopper.jpg'))
+    assert benchmark.SAMPLE_DIR == benchmark.sample_dir()
 
 
 def detections(boxes, scores, labels) -> InstanceData:

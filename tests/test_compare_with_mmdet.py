@@ -1,4 +1,5 @@
-"""compare_with_mmdet: the mmdet counterpart of a config is mmdet's SSD.
+"""compare_with_mmdet (ssd_plugin.analysis.mmdet_comparison): the mmdet
+counterpart of a config is mmdet's SSD.
 
 Its default boxes are checked against ours box for box (mmdet's
 ``SSDAnchorGenerator`` is an independent implementation), its modules and
@@ -13,15 +14,11 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import load_tool
+from ssd_plugin.analysis import mmdet_comparison
 from ssd_plugin.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICKSTART = osp.join(ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
-
-
-def compare_tool():
-    return load_tool('analysis_tools/compare_with_mmdet.py')
 
 
 def sorted_rows(boxes) -> np.ndarray:
@@ -32,7 +29,7 @@ def sorted_rows(boxes) -> np.ndarray:
 @pytest.fixture(scope='module')
 def configs():
     cfg = Config.fromfile(QUICKSTART)
-    return cfg, compare_tool().mmdet_variant(cfg)
+    return cfg, mmdet_comparison.mmdet_variant(cfg)
 
 
 def test_mmdet_counterpart_has_our_default_boxes(configs):
@@ -79,12 +76,12 @@ def test_a_neck_mmdet_cannot_express_is_refused():
     cfg = Config.fromfile(QUICKSTART)
     cfg.model.neck.bottleneck_channels = (32, 64, 64)
     with pytest.raises(ValueError, match='bottleneck_channels'):
-        compare_tool().mmdet_variant(cfg)
+        mmdet_comparison.mmdet_variant(cfg)
 
 
 def test_cross_variants_swap_the_model_or_the_augmentation(configs):
     cfg = configs[0]
-    tool = compare_tool()
+    tool = mmdet_comparison
     # Fresh: building a detector writes train/test_cfg into its head's cfg.
     mmdet_cfg = tool.mmdet_variant(cfg)
     ours_aug = tool.variant_config(cfg, 'ours+mmdet_aug')
@@ -104,7 +101,7 @@ def test_cross_variants_swap_the_model_or_the_augmentation(configs):
 def test_one_change_variants_swap_exactly_one_transform(
         configs, variant, ours_type, mmdet_type):
     cfg, mmdet_cfg = configs
-    swapped = compare_tool().variant_config(cfg, variant)
+    swapped = mmdet_comparison.variant_config(cfg, variant)
     assert swapped.model == cfg.model  # our neck, head, boxes and loss
     ours = cfg.train_dataloader.dataset.pipeline
     theirs = swapped.train_dataloader.dataset.pipeline
@@ -115,7 +112,7 @@ def test_one_change_variants_swap_exactly_one_transform(
     assert changed[0][1] == next(
         s for s in mmdet_cfg.train_dataloader.dataset.pipeline
         if s['type'] == mmdet_type)
-    same = compare_tool().variant_config(cfg, 'ours')
+    same = mmdet_comparison.variant_config(cfg, 'ours')
     assert same.model == cfg.model
     assert same.train_dataloader == cfg.train_dataloader
 
@@ -131,7 +128,7 @@ def test_crop_statistics_of_crops_that_keep_the_whole_image(
     steps[3].prob = 0.0  # zoom-out
     steps[4].scale_range = (1.0, 1.0)
     steps[6].prob = 0.0  # flip
-    stats = compare_tool().crop_statistics(cfg, 16)
+    stats = mmdet_comparison.crop_statistics(cfg, 16)
     with open(osp.join(shapes_root, 'annotations',
                        'instances_train.json')) as f:
         boxes_per_image = len(json.load(f)['annotations']) / 8

@@ -1,4 +1,5 @@
-"""Weight converters in tools/model_converters/, against their sources.
+"""Weight converters (ssd_plugin.converters, tools/model_converters/)
+against their sources.
 
 No downloads: each source state dict is built here with the source's key
 names and shapes -- mmdet's own SSD modules; torchvision's ``ssd300_vgg16``
@@ -7,10 +8,8 @@ cannot be imported here). Expected values come from running the source
 layers and ours on the same inputs, or from the paper's subsampling written
 out index by index, never from the converters' own output.
 """
-import importlib
 import os
 import os.path as osp
-from types import SimpleNamespace
 
 import mmdet
 import pytest
@@ -20,12 +19,14 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
+from conftest import load_tool
+from ssd_plugin.converters import (common, from_mmdet, from_torchvision,
+                                   vgg16_reducedfc)
 from ssd_plugin.models import AtrousVGG
 from ssd_plugin.models.ssd_head import flatten_levels
 from ssd_plugin.registry import MODELS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONVERTERS = osp.join(REPO_ROOT, 'tools', 'model_converters')
 MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
 # torchvision's _COCO_CATEGORIES: index = COCO category id, 'N/A' unused.
 TORCHVISION_COCO = [
@@ -47,15 +48,9 @@ VGG16_CFG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512,
              'M', 512, 512, 512, 'M')  # torchvision's cfg "D"
 
 
-@pytest.fixture(scope='module')
-def tools():
-    """The converters, imported as their command lines see them."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(CONVERTERS)
-        yield SimpleNamespace(**{
-            name: importlib.import_module(name) for name in (
-                '_converter', 'from_mmdet', 'from_torchvision',
-                'vgg16_reducedfc')})
+def main_of(name: str):
+    """A converter's command line, as ``tools/model_converters`` runs it."""
+    return load_tool(f'model_converters/{name}.py').main
 
 
 def our_config(name: str) -> str:
@@ -93,9 +88,9 @@ def mmdet_ssd300() -> nn.Module:
 # --- from_mmdet --------------------------------------------------------------
 
 @pytest.mark.parametrize('name', ['ssd300_coco', 'ssd512_coco'])
-def test_from_mmdet_computes_what_mmdet_computes(tools, name):
+def test_from_mmdet_computes_what_mmdet_computes(name):
     theirs, ours = build_mmdet(name), build_ours(name)
-    ours.load_state_dict(tools.from_mmdet.convert(
+    ours.load_state_dict(from_mmdet.convert(
         theirs.state_dict(), our_config(name)), strict=True)
     gen = torch.Generator().manual_seed(1)
     image = torch.randn(1, 3, 64, 64, generator=gen) * 50
@@ -116,16 +111,16 @@ def test_from_mmdet_computes_what_mmdet_computes(tools, name):
             torch.testing.assert_close(our, their, rtol=1e-4, atol=1e-4)
 
 
-def test_from_mmdet_keeps_tensors_and_checks_the_class_count(tools):
+def test_from_mmdet_keeps_tensors_and_checks_the_class_count():
     state = build_mmdet('ssd300_coco', num_classes=20).state_dict()
-    converted = tools.from_mmdet.convert(state, our_config('ssd300_voc0712'))
+    converted = from_mmdet.convert(state, our_config('ssd300_voc0712'))
     # Every tensor is carried over, unchanged (renamed only): nothing dropped.
     assert sorted(map(id, converted.values())) == sorted(
         map(id, state.values()))
     build_ours('ssd300_voc0712').load_state_dict(converted, strict=True)
     # 21 scores per default box do not fit the default config's 81.
     with pytest.raises(ValueError) as error:
-        tools.from_mmdet.convert(state)
+        from_mmdet.convert(state)
     for part in ("size mismatch for bbox_head.cls_convs.0.weight (source "
                  "'bbox_head.cls_convs.0.0.weight')", 'torch.Size([84, 512',
                  'torch.Size([324, 512', 'Pass --config'):
@@ -163,19 +158,19 @@ def _mutate(state, remove=(), **replace):
      ['"neck.extra_layers.1.0.weight" (source '
       "'neck.extra_layers.1.0.conv.weight')", '"neck.extra_layers.1.2.bias"']),
 ])
-def test_from_mmdet_names_the_bad_key(tools, mmdet_ssd300, mutation,
+def test_from_mmdet_names_the_bad_key(mmdet_ssd300, mutation,
                                       messages):
     state = _mutate(mmdet_ssd300.state_dict(), **mutation)
     with pytest.raises(ValueError) as error:
-        tools.from_mmdet.convert(state)
+        from_mmdet.convert(state)
     for message in messages:
         assert message in str(error.value)
 
 
-def test_from_mmdet_empty_state_dict_raises(tools):
+def test_from_mmdet_empty_state_dict_raises():
     with pytest.raises(ValueError, match=r'Missing key\(s\) in state_dict: '
                        '"backbone.features.0.weight"'):
-        tools.from_mmdet.convert({})
+        from_mmdet.convert({})
 
 
 class Payload:
@@ -188,7 +183,7 @@ class Payload:
         return os.remove, (self.path, )
 
 
-def test_from_mmdet_command_line(tools, tmp_path, mmdet_ssd300):
+def test_from_mmdet_command_line(tmp_path, mmdet_ssd300):
     state = mmdet_ssd300.state_dict()
     classes = tuple(f'class{i}' for i in range(80))
     src, raw, dst = (str(tmp_path / n) for n in ('a.pth', 'b.pth', 'c.pth'))
@@ -196,30 +191,38 @@ def test_from_mmdet_command_line(tools, tmp_path, mmdet_ssd300):
         dataset_meta=dict(classes=classes))), src)
     torch.save(state, raw)  # a bare state dict is accepted too
     for source in (src, raw):
-        tools.from_mmdet.main([source, dst])
+        main_of('from_mmdet')([source, dst])
         saved = torch.load(dst, weights_only=True)
         assert set(saved) == {'state_dict', 'meta'}
         assert list(saved['state_dict']) == list(
-            tools.from_mmdet.convert(state))
+            from_mmdet.convert(state))
         assert saved['meta']['num_classes'] == 80
     assert 'dataset_meta' not in saved['meta']  # the raw file had none
-    tools.from_mmdet.main([src, dst])
+    main_of('from_mmdet')([src, dst])
     assert torch.load(dst)['meta']['dataset_meta']['classes'] == classes
     ssd512 = our_config('ssd512_coco')  # --config is the model checked
     with pytest.raises(ValueError, match='Missing key.*neck.extra_layers.4'):
-        tools.from_mmdet.main([src, dst, '--config', ssd512])
+        main_of('from_mmdet')([src, dst, '--config', ssd512])
+    # --cfg-options reach the model checked: 20 classes fit a 20-class head.
+    state20 = build_mmdet('ssd300_coco', num_classes=20).state_dict()
+    torch.save(state20, raw)
+    main_of('from_mmdet')([raw, dst, '--cfg-options',
+                           'model.bbox_head.num_classes=20'])
+    assert torch.load(dst, weights_only=True)['meta']['num_classes'] == 20
     with pytest.raises(FileNotFoundError):
-        tools.from_mmdet.main([str(tmp_path / 'missing.pth'), dst])
+        main_of('from_mmdet')([str(tmp_path / 'missing.pth'), dst])
+    with pytest.raises(FileNotFoundError, match='nope.py'):
+        main_of('from_mmdet')([src, dst, '--config', 'nope.py'])
     torch.save(dict(state_dict={**state, 'neck.l2_norm.weight': 'text'}), src)
     with pytest.raises(ValueError, match='"neck.l2_norm.weight", expected '
                        'torch.Tensor'):
-        tools.from_mmdet.main([src, dst])
+        main_of('from_mmdet')([src, dst])
     torch.save([state], src)
     with pytest.raises(TypeError, match='holds a list'):
-        tools.from_mmdet.main([src, dst])
+        main_of('from_mmdet')([src, dst])
     torch.save(dict(state_dict=state, meta=Payload(raw)), src)
     with pytest.raises(ValueError, match='cannot be loaded weights-only'):
-        tools.from_mmdet.main([src, dst])
+        main_of('from_mmdet')([src, dst])
     assert osp.isfile(raw)  # the payload never ran
 
 
@@ -288,7 +291,7 @@ def torchvision_model() -> nn.Module:
     return torchvision_ssd300()
 
 
-def test_torchvision_layout_is_the_documented_one(tools, torchvision_model):
+def test_torchvision_layout_is_the_documented_one(torchvision_model):
     keys = set(torchvision_model.state_dict())
     assert len(keys) == 2 * (10 + 5 + 8 + 12) + 1  # convs; the L2 norm scale
     for key in ('backbone.features.21.weight', 'backbone.extra.0.5.weight',
@@ -299,14 +302,14 @@ def test_torchvision_layout_is_the_documented_one(tools, torchvision_model):
     assert torchvision_model.state_dict()[
         'backbone.extra.0.7.1.weight'].shape == (1024, 512, 3, 3)
     # The rename table maps these keys one to one onto our SSD300's.
-    renamed = {tools._converter.rename(k, tools.from_torchvision.RULES)
+    renamed = {common.rename(k, from_torchvision.RULES)
                for k in keys}
     assert renamed == set(build_ours('ssd300_coco').state_dict())
 
 
-def test_from_torchvision_features_equal(tools, torchvision_model):
+def test_from_torchvision_features_equal(torchvision_model):
     ours = build_ours('ssd300_coco')
-    ours.load_state_dict(tools.from_torchvision.convert(
+    ours.load_state_dict(from_torchvision.convert(
         torchvision_model.state_dict()), strict=True)
     tv = torchvision_model.backbone
     gen = torch.Generator().manual_seed(2)
@@ -331,10 +334,10 @@ def test_from_torchvision_features_equal(tools, torchvision_model):
 
 
 def test_from_torchvision_head_maps_coco_ids_to_mmdet_classes(
-        tools, torchvision_model):
+        torchvision_model):
     from mmdet.datasets import CocoDataset
     ours = build_ours('ssd300_coco')
-    ours.load_state_dict(tools.from_torchvision.convert(
+    ours.load_state_dict(from_torchvision.convert(
         torchvision_model.state_dict()), strict=True)
     gen = torch.Generator().manual_seed(3)
     sizes = [(3, 2), (2, 2), (2, 1), (1, 2), (1, 1), (1, 1)]
@@ -376,19 +379,19 @@ def test_from_torchvision_head_maps_coco_ids_to_mmdet_classes(
     ({'backbone__features__24__weight': torch.zeros(512, 512, 3, 3)},
      ["'backbone.extra.0.1.weight' (and 1 more)", 'renamed alike']),  # conv5_1
 ])
-def test_from_torchvision_names_the_bad_key(tools, torchvision_model,
+def test_from_torchvision_names_the_bad_key(torchvision_model,
                                             mutation, messages):
     state = _mutate(torchvision_model.state_dict(), **mutation)
     with pytest.raises(ValueError) as error:
-        tools.from_torchvision.convert(state)
+        from_torchvision.convert(state)
     for message in messages:
         assert message in str(error.value)
 
 
-def test_from_torchvision_command_line(tools, tmp_path, torchvision_model):
+def test_from_torchvision_command_line(tmp_path, torchvision_model):
     src, dst = str(tmp_path / 'tv.pth'), str(tmp_path / 'ours.pth')
     torch.save(torchvision_model.state_dict(), src)
-    tools.from_torchvision.main([src, dst])
+    main_of('from_torchvision')([src, dst])
     saved = torch.load(dst, weights_only=True)
     assert saved['meta']['num_classes'] == 80
     classes = saved['meta']['dataset_meta']['classes']
@@ -419,22 +422,22 @@ def vgg16_state() -> dict:
     return state
 
 
-def test_vgg16_reducedfc_loads_into_atrous_vgg(tools, vgg16_state):
-    converted = tools.vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
+def test_vgg16_reducedfc_loads_into_atrous_vgg(vgg16_state):
+    converted = vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
     AtrousVGG().load_state_dict(converted, strict=True)
     for key, value in vgg16_state.items():
         if key.startswith('features.'):  # conv1_1 ... conv5_3 as they were
             assert torch.equal(converted[key], value)
 
 
-def test_vgg16_reducedfc_fc6_is_fc6_on_every_third_tap(tools, vgg16_state):
+def test_vgg16_reducedfc_fc6_is_fc6_on_every_third_tap(vgg16_state):
     """Paper section 3: fc6 as a 7x7 conv, every 4th filter, taps 0, 3, 6.
 
     On a pool5 map that is zero except at rows and columns 0, 3 and 6, the
     reduced 3x3 conv with dilation 3 (those taps) gives the original fc6's
     filters 0, 4, 8, ...
     """
-    converted = tools.vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
+    converted = vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
     gen = torch.Generator().manual_seed(5)
     pool5 = torch.zeros(512, 7, 7)
     taps = torch.tensor([0, 3, 6])
@@ -451,8 +454,8 @@ def test_vgg16_reducedfc_fc6_is_fc6_on_every_third_tap(tools, vgg16_state):
             'classifier.0.weight'][4 * o, c * 49 + 7 * 3 * y + 3 * x]
 
 
-def test_vgg16_reducedfc_fc7_reads_the_kept_fc6_outputs(tools, vgg16_state):
-    converted = tools.vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
+def test_vgg16_reducedfc_fc7_reads_the_kept_fc6_outputs(vgg16_state):
+    converted = vgg16_reducedfc.convert(vgg16_state, (1, 1, 1))
     fc6_kept = torch.randn(1024, generator=torch.Generator().manual_seed(6))
     fc6_full = torch.zeros(4096)
     fc6_full[0::4] = fc6_kept  # the outputs fc6's reduction kept
@@ -466,9 +469,9 @@ def test_vgg16_reducedfc_fc7_reads_the_kept_fc6_outputs(tools, vgg16_state):
                                atol=1e-3)
 
 
-def test_vgg16_reducedfc_folds_the_input_std_into_conv1_1(tools, vgg16_state):
+def test_vgg16_reducedfc_folds_the_input_std_into_conv1_1(vgg16_state):
     std = (58.395, 57.12, 57.375)
-    converted = tools.vgg16_reducedfc.convert(vgg16_state)  # torchvision's std
+    converted = vgg16_reducedfc.convert(vgg16_state)  # torchvision's std
     gen = torch.Generator().manual_seed(7)
     centred = torch.randn(1, 3, 8, 8, generator=gen) * 60  # pixels - mean
     torch.testing.assert_close(
@@ -499,33 +502,33 @@ def test_vgg16_reducedfc_folds_the_input_std_into_conv1_1(tools, vgg16_state):
     (dict(features__31__weight=torch.zeros(1024, 512, 3, 3)),  # ours
      ["unknown key 'features.31.weight'"]),
 ])
-def test_vgg16_reducedfc_names_the_bad_key(tools, vgg16_state, mutation,
+def test_vgg16_reducedfc_names_the_bad_key(vgg16_state, mutation,
                                            messages):
     with pytest.raises(ValueError) as error:
-        tools.vgg16_reducedfc.convert(_mutate(vgg16_state, **mutation))
+        vgg16_reducedfc.convert(_mutate(vgg16_state, **mutation))
     for message in messages:
         assert message in str(error.value)
 
 
-def test_vgg16_reducedfc_refuses_converted_weights(tools, vgg16_state):
-    converted = tools.vgg16_reducedfc.convert(vgg16_state)
+def test_vgg16_reducedfc_refuses_converted_weights(vgg16_state):
+    converted = vgg16_reducedfc.convert(vgg16_state)
     with pytest.raises(ValueError, match="unknown key 'features.31.weight'"):
-        tools.vgg16_reducedfc.convert(converted)  # would fold the std twice
+        vgg16_reducedfc.convert(converted)  # would fold the std twice
 
 
 @pytest.mark.parametrize('std', [(0, 1, 1), (1, 1)])
-def test_vgg16_reducedfc_rejects_a_bad_std(tools, vgg16_state, std):
+def test_vgg16_reducedfc_rejects_a_bad_std(vgg16_state, std):
     with pytest.raises(ValueError, match='input_std'):
-        tools.vgg16_reducedfc.convert(vgg16_state, std)
+        vgg16_reducedfc.convert(vgg16_state, std)
 
 
-def test_vgg16_reducedfc_command_line_without_fc8(tools, tmp_path,
+def test_vgg16_reducedfc_command_line_without_fc8(tmp_path,
                                                   vgg16_state):
     state = {k: v for k, v in vgg16_state.items()
              if not k.startswith('classifier.6.')}
     src, dst = str(tmp_path / 'vgg.pth'), str(tmp_path / 'atrous.pth')
     torch.save(state, src)
-    tools.vgg16_reducedfc.main([src, dst, '--input-std', '1', '1', '1'])
+    main_of('vgg16_reducedfc')([src, dst, '--input-std', '1', '1', '1'])
     saved = torch.load(dst, weights_only=True)
     AtrousVGG().load_state_dict(saved['state_dict'], strict=True)
     assert saved['meta']['input_std_folded'] == [1.0, 1.0, 1.0]

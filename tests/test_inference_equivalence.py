@@ -16,11 +16,9 @@ import os.path as osp
 
 import cv2
 import matplotlib
-import mmdet
 import numpy as np
 import pytest
 import torch
-from mmcv.transforms import Compose
 from mmdet.apis import inference_detector, init_detector
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
@@ -32,12 +30,13 @@ from ssd_plugin.models import AtrousVGG, SSDHead
 from ssd_plugin.models import ssd_head as ssd_head_module
 from ssd_plugin.models.ssd_head import rank_in_group
 from ssd_plugin.registry import MODELS
+from ssd_plugin.utils.mmdet_ssd import (MMDET_SSD300, calibrate_head,
+                                       patch_ssd_head)
+from ssd_plugin.utils.network_input import inference_pipelines, network_inputs
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OUR_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
 CONVERTERS = osp.join(REPO_ROOT, 'tools', 'model_converters')
-MMDET_CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs',
-                        'ssd', 'ssd300_coco.py')
 PHOTO = osp.join(osp.dirname(matplotlib.__file__), 'mpl-data',
                  'sample_data', 'grace_hopper.jpg')
 TEST_CFG = dict(nms_pre=100000, score_thr=0.02, min_bbox_size=0,
@@ -53,37 +52,19 @@ def _images():
             rng.integers(0, 256, (411, 257, 3), dtype=np.uint8)]
 
 
-def _calibrate(model: nn.Module, image: np.ndarray) -> None:
-    """Spread mmdet's random head: class logits of std 1 per level, the
-    background logit +7, unit-std offsets (else every score is ~1/81 or
-    saturated, and ties make any comparison of rankings meaningless)."""
-    rgb = cv2.resize(image, (300, 300))[..., ::-1].astype(np.float32)
-    rgb = rgb - np.float32([123.675, 116.28, 103.53])
-    with torch.no_grad():
-        feats = model.extract_feat(
-            torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous())
-        head = model.bbox_head
-        for feat, cls, reg in zip(feats, head.cls_convs, head.reg_convs):
-            for conv in (cls[0], reg[0]):
-                conv.bias.zero_()
-                conv.weight.div_(conv(feat).std())
-            cls[0].bias[head.cls_out_channels - 1::head.cls_out_channels] = 7
-
-
 @pytest.fixture(scope='module')
 def models(tmp_path_factory):
     """``(mmdet's SSD300, ours)`` with the same weights, both on the CPU."""
     torch.manual_seed(0)
-    cfg = Config.fromfile(MMDET_CONFIG)
+    cfg = Config.fromfile(MMDET_SSD300)
     cfg.model.backbone.init_cfg = None  # no download
     cfg.model.test_cfg = TEST_CFG
     theirs = init_detector(cfg, None, device='cpu')
     theirs.init_weights()
-    # mmdet 3.3's SSDHead skips AnchorHead.__init__, so predict_by_feat
-    # misses loss_cls; it only reads use_sigmoid (False: softmax).
-    theirs.bbox_head.loss_cls = nn.Module()
-    theirs.bbox_head.loss_cls.use_sigmoid = False
-    _calibrate(theirs, _images()[0])
+    patch_ssd_head(theirs.bbox_head)  # mmdet 3.3's missing loss_cls
+    # Spread the random head's scores (else every score is ~1/81 or
+    # saturated, and ties make any comparison of rankings meaningless).
+    calibrate_head(theirs, network_inputs(cfg, _images()[:1])[0])
     folder = tmp_path_factory.mktemp('equivalence')
     src, dst = str(folder / 'mmdet.pth'), str(folder / 'ours.pth')
     torch.save(dict(state_dict=theirs.state_dict(),
@@ -135,12 +116,9 @@ def test_same_detections_as_mmdet(models):
         assert result.ori_shape == image.shape[:2]
         _assert_same(result, exp)
     # Our batched post-processing: the three images in one test_step.
-    with DefaultScope.overwrite_default_scope('ssd_plugin'):
-        pipeline = ours.cfg.test_dataloader.dataset.pipeline.copy()
-        pipeline[0] = dict(type='mmdet.LoadImageFromNDArray')
-        pipeline = Compose(pipeline)
-        batch = pseudo_collate([pipeline(dict(img=im, img_id=i))
-                                for i, im in enumerate(images)])
+    from_array = inference_pipelines(ours.cfg)[1]
+    batch = pseudo_collate([from_array(dict(img=im, img_id=i))
+                            for i, im in enumerate(images)])
     with torch.no_grad():
         for result, exp in zip(ours.test_step(batch), expected):
             _assert_same(result, exp)

@@ -12,6 +12,7 @@ from mmengine.structures import InstanceData
 
 from ssd_plugin.models.ssd_head import (SSDHead, flatten_levels,
                                         select_candidates)
+from ssd_plugin.utils.mmdet_ssd import patch_ssd_head
 
 ASSIGNER = dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
                 min_pos_iou=0., ignore_iof_thr=-1, gt_max_assign_all=False)
@@ -370,9 +371,7 @@ def test_predictions_equal_mmdet_ssd_head():
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.] * 4,
                         target_stds=list(VARIANCES)),
         test_cfg=ConfigDict(TEST_CFG, nms_pre=100000)).eval()
-    # mmdet 3.3's SSDHead skips AnchorHead.__init__, so predict_by_feat
-    # fails on the missing loss_cls; any object without custom channels.
-    theirs.loss_cls = ConfigDict()
+    patch_ssd_head(theirs)  # mmdet 3.3's missing loss_cls
     ours = SSDHead(
         num_classes=num_classes, in_channels=channels,
         prior_generator=dict(type='DefaultBoxGenerator', input_size=300,

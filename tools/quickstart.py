@@ -69,11 +69,8 @@ def quickstart_config(args: argparse.Namespace) -> Config:
         cfg[loader].dataset.data_root = root
     for evaluator in ('val_evaluator', 'test_evaluator'):
         cfg[evaluator].ann_file = root + 'annotations/instances_val.json'
-    if args.epochs is not None:
+    if args.epochs is not None:  # the schedule and checkpoint follow it
         cfg.train_cfg.max_epochs = args.epochs
-        cfg.train_cfg.val_interval = args.epochs
-        cfg.param_scheduler[-1].end = args.epochs
-        cfg.default_hooks.checkpoint.interval = args.epochs
     if args.seed is not None:
         cfg.randomness.seed = args.seed
         cfg.train_dataloader.sampler.seed = args.seed

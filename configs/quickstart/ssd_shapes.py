@@ -110,6 +110,9 @@ val_evaluator = dict(
     metric='bbox')
 test_evaluator = val_evaluator
 
+# The run's length, its one setting: the cosine schedule ends at it (an
+# unset `end` is mmengine's max_epochs), and the last epoch is validated and
+# checkpointed whatever the intervals; tools/quickstart.py --epochs sets it.
 max_epochs = 28  # about 10 minutes on 2 cores (docs/benchmarks.md)
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs)
@@ -121,11 +124,10 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=100),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
-         eta_min=8e-5),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, eta_min=8e-5),
 ]
 default_hooks = dict(
-    checkpoint=dict(by_epoch=True, interval=max_epochs),
+    checkpoint=dict(by_epoch=True, interval=-1),  # the last epoch only
     logger=dict(interval=10),
     # Test images with their detections drawn, in {work_dir}/{time}/vis.
     visualization=dict(draw=True, test_out_dir='vis'))

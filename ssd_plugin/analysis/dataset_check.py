@@ -13,6 +13,9 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import mmcv
 
+# Re-exported for the tools that read it here.
+from ssd_plugin.utils.config import leaf_datasets  # noqa: F401
+
 PROBLEMS = (
     'malformed_box',        # not 4 numbers / a bndbox tag missing or text
     'non_finite',           # NaN or infinite coordinate
@@ -37,15 +40,6 @@ class Problem(NamedTuple):
     detail: str
     image_index: Optional[int] = None  # position in COCO's ``images``
     ann_index: Optional[int] = None  # position in COCO's ``annotations``
-
-
-def leaf_datasets(dataset: dict) -> List[dict]:
-    """Leaf dataset configs under ``dataset``/``datasets`` wrappers."""
-    if 'datasets' in dataset:
-        return [d for sub in dataset['datasets'] for d in leaf_datasets(sub)]
-    if 'dataset' in dataset:
-        return leaf_datasets(dataset['dataset'])
-    return [dataset]
 
 
 def box_problem(box: Sequence[float], width: Optional[float],

@@ -64,14 +64,16 @@ def match_stats(gt: Tensor, level_priors: Sequence[Tensor],
     best, num_pos, hits = [], [], []
     for priors in level_priors:
         priors = priors.to(torch.float32)
+        level_best = gt.new_zeros(len(gt))  # 0 against no default box
         level_pos = torch.zeros(len(gt), dtype=torch.long)
         hit = torch.zeros(len(priors), dtype=torch.bool)
         for start in range(0, len(gt) if len(priors) else 0, _CHUNK):
-            above = bbox_overlaps(gt[start:start + _CHUNK],
-                                  priors) >= pos_iou_thr  # (g, P_l)
+            ious = bbox_overlaps(gt[start:start + _CHUNK], priors)  # (g, P_l)
+            above = ious >= pos_iou_thr
+            level_best[start:start + _CHUNK] = ious.max(1).values
             level_pos[start:start + _CHUNK] = above.sum(1)
             hit |= above.any(0)
-        best.append(best_iou(gt, priors))
+        best.append(level_best)
         num_pos.append(level_pos)
         hits.append(hit)
     return dict(best_per_level=torch.stack(best, 1),

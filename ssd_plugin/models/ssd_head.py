@@ -168,7 +168,9 @@ class SSDHead(BaseDenseHead):
     def _priors(self, cls_scores: Sequence[Tensor],
                 batch_img_metas: List[dict]) -> Tensor:
         """``(P, 4)`` default boxes, float32 whatever the head's dtype (as mmdet's
-        training anchors: bf16 is off by up to a pixel at 300)."""
+        training anchors: bf16 is off by up to a pixel at 300). From the maps
+        of the batch being scored, no probe: ``utils.network_input.
+        default_boxes`` probes for the same boxes when no batch is at hand."""
         meta = batch_img_metas[0]
         input_shape = meta.get('batch_input_shape',
                                meta.get('pad_shape', meta.get('img_shape')))

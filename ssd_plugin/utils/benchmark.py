@@ -12,18 +12,31 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
                     Tuple)
 
 import cv2
-import mmdet
 import numpy as np
 import torch
 from mmdet.structures.bbox import bbox_overlaps
 from mmengine.structures import InstanceData
 
-# mmdet 3.3's SSD300 COCO config, shipped in its wheel; matplotlib's photos.
-MMDET_SSD300 = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
-                        'ssd300_coco.py')
-SAMPLE_DIR = osp.join(
-    osp.dirname(importlib.util.find_spec('matplotlib').origin), 'mpl-data',
-    'sample_data')
+# Re-exported for the benchmark tools that read it here.
+from ssd_plugin.utils.mmdet_ssd import MMDET_SSD300  # noqa: F401
+
+
+def sample_dir() -> str:
+    """matplotlib's folder of sample photographs (``grace_hopper.jpg``...),
+    located when asked; ImportError naming the fix without matplotlib."""
+    spec = importlib.util.find_spec('matplotlib')
+    if spec is None:
+        raise ImportError('matplotlib is not installed, so its sample photos '
+                          'are not there: pip install matplotlib, or pass '
+                          '--images')
+    return osp.join(osp.dirname(spec.origin), 'mpl-data', 'sample_data')
+
+
+def __getattr__(name: str) -> str:
+    """``SAMPLE_DIR``: :func:`sample_dir`, for the tools that import it."""
+    if name == 'SAMPLE_DIR':
+        return sample_dir()
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def add_timing_args(parser: argparse.ArgumentParser, rounds: int,
@@ -35,14 +48,27 @@ def add_timing_args(parser: argparse.ArgumentParser, rounds: int,
                         help=f'torch and OpenCV threads (default {threads})')
 
 
-def check_timing(rounds: int, threads: Optional[int]) -> None:
-    """Check ``--rounds`` and ``--threads`` (>= 1); set the threads."""
+def check_timing_args(rounds: int, threads: Optional[int]) -> None:
+    """ValueError unless ``--rounds`` and ``--threads`` (None: torch's
+    default) are at least 1; changes nothing."""
     for flag, value in dict(rounds=rounds, threads=threads).items():
         if value is not None and value < 1:
             raise ValueError(f'--{flag}={value}: pass at least 1')
+
+
+def set_process_threads(threads: Optional[int]) -> None:
+    """Set torch's and OpenCV's thread counts for the whole process (every
+    later call of either, not only the timed ones); None leaves them."""
     if threads:
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
+
+
+def check_timing(rounds: int, threads: Optional[int]) -> None:
+    """:func:`check_timing_args`, then :func:`set_process_threads`: the
+    benchmark tools' start."""
+    check_timing_args(rounds, threads)
+    set_process_threads(threads)
 
 
 def read_images(paths: Sequence[str]) -> List[np.ndarray]:

@@ -39,10 +39,9 @@ from torch import nn
 
 from ssd_plugin.testing.shapes import draw_image
 from ssd_plugin.utils.benchmark import detection_agreement, time_interleaved
+from ssd_plugin.utils.config import SSD300_COCO
 from ssd_plugin.utils.mmdet_ssd import build_mmdet_ssd300, calibrate_head
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SSD300_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
 DTYPES = dict(fp32=None, fp16=torch.float16, bf16=torch.bfloat16)
 
 # Tolerances of the device against the CPU, fp32 with TF32 off. cuDNN and
@@ -87,7 +86,7 @@ def check_nms(device: str, num_boxes: int = 5000, seed: int = 0) -> Dict:
                 passed=all(r['equal'] for r in results.values()))
 
 
-def build_ours(config: str = SSD300_CONFIG, device: str = 'cpu',
+def build_ours(config: str = SSD300_COCO, device: str = 'cpu',
                seed: int = 0) -> nn.Module:
     """Our SSD300 with seeded random weights and a calibrated head (trained-
     like scores, :func:`calibrate_head`), in eval mode on ``device``: a
@@ -105,7 +104,8 @@ def _built(config: str, seed: int) -> nn.Module:
     return model.eval()
 
 
-def probe_inputs(model: nn.Module, num: int = 1, seed: int = 0) -> torch.Tensor:
+def probe_inputs(model: nn.Module, num: int = 1,
+                 seed: int = 0) -> torch.Tensor:
     """``(num, 3, 300, 300)`` preprocessed shapes images on the model's
     device (see :func:`make_batch`)."""
     data = make_batch(num, seed)
@@ -373,9 +373,16 @@ def _clock(device: str) -> Callable[[], float]:
     return clock
 
 
-def _per_second(seconds: Dict[str, List[float]], images: int) -> Dict:
-    """Images per second of each contender's median call."""
-    return {name: images / statistics.median(t) for name, t in seconds.items()}
+def _race(contenders: Dict[str, Callable], images: int, device: str,
+          iters: int, rounds: int, warmup: int) -> Dict:
+    """The contenders timed interleaved (:func:`time_interleaved`): images
+    per second of each one's median call, and ours over mmdet's best."""
+    seconds = time_interleaved(contenders, [None] * iters, rounds,
+                               warmup=warmup, clock=_clock(device))
+    speed = {name: images / statistics.median(t)
+             for name, t in seconds.items()}
+    best = max(v for k, v in speed.items() if k.startswith('mmdet'))
+    return dict(images_per_s=speed, ours_vs_best_mmdet=speed['ours'] / best)
 
 
 def build_contestants(device: str, seed: int = 0) -> Dict[str, nn.Module]:
@@ -429,12 +436,8 @@ def inference_speed(device: str, models: Dict[str, nn.Module],
                         memory_format=torch.channels_last)
                 contenders[name] = _predict(model, inputs,
                                             prep['data_samples'], dtype)
-            seconds = time_interleaved(contenders, [None] * iters, rounds,
-                                       warmup=warmup, clock=_clock(device))
-            speed = _per_second(seconds, batch)
-            best = max(v for k, v in speed.items() if k.startswith('mmdet'))
-            results[f'batch{batch}_{dtype}'] = dict(
-                images_per_s=speed, ours_vs_best_mmdet=speed['ours'] / best)
+            results[f'batch{batch}_{dtype}'] = _race(
+                contenders, batch, device, iters, rounds, warmup)
     return results
 
 
@@ -455,12 +458,8 @@ def training_speed(device: str, models: Dict[str, nn.Module],
             wrapper = optim_wrapper(model, dtype, device)
             contenders[name] = (lambda m, w: lambda _: m.train_step(data, w))(
                 model, wrapper)
-        seconds = time_interleaved(contenders, [None] * iters, rounds,
-                                   warmup=warmup, clock=_clock(device))
-        speed = _per_second(seconds, batch)
-        best = max(v for k, v in speed.items() if k.startswith('mmdet'))
-        results[f'batch{batch}_{dtype}'] = dict(
-            images_per_s=speed, ours_vs_best_mmdet=speed['ours'] / best)
+        results[f'batch{batch}_{dtype}'] = _race(
+            contenders, batch, device, iters, rounds, warmup)
     for model in models.values():
         model.eval()
     return results
@@ -495,7 +494,7 @@ def check_deploy(device: str, batch: int = 2, seed: int = 0) -> Dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'ssd300.onnx')
         export_onnx(dev_model, path, (300, 300))
-        deployed = DeployedDetector(path, Config.fromfile(SSD300_CONFIG))
+        deployed = DeployedDetector(path, Config.fromfile(SSD300_COCO))
         result['exported_from'] = str(next(dev_model.parameters()).device)
         result['deployed_on'] = device
         result['deployed_vs_torch'] = agreement(

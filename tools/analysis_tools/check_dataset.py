@@ -27,19 +27,13 @@ import sys
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional
 
-from mmdet.datasets import XMLDataset
-from mmengine.config import Config, DictAction
-from mmengine.utils import ProgressBar
+from mmengine.config import DictAction
 
 import ssd_plugin  # noqa: F401  (registers the datasets)
-from ssd_plugin.analysis.dataset_check import (PROBLEMS, check_coco,
-                                               check_voc, clean_coco,
-                                               count_problems, leaf_datasets)
-from ssd_plugin.registry import DATASETS
+from ssd_plugin.analysis.config_check import (check_source, dataset_sources,
+                                              format_problems)
+from ssd_plugin.analysis.dataset_check import clean_coco, count_problems
 from ssd_plugin.utils.config import load_config
-
-SPLITS = ('train', 'val', 'test')
-SHOWN = 5  # offenders printed per kind
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -51,78 +45,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='write the COCO file without the offenders')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
-
-
-def dataset_sources(cfg: Config) -> List[dict]:
-    """Each annotation source of the train/val/test loaders, once.
-
-    The leaf datasets are built with ``lazy_init=True``: mmdet joins
-    ``data_root`` and the prefixes but reads no annotation (its loaders
-    would drop some offenders silently).
-
-    Returns:
-        list[dict]: ``split``, ``kind`` ('coco' or 'voc'), ``ann_file``,
-        ``classes`` and ``img_dir`` (COCO) or ``sub_root``, ``img_subdir``,
-        ``ann_subdir`` (VOC).
-    """
-    sources, seen = [], set()
-    for split in SPLITS:
-        loader = cfg.get(f'{split}_dataloader')
-        for leaf in leaf_datasets(loader.dataset) if loader else []:
-            dataset = DATASETS.build(dict(leaf, lazy_init=True))
-            if dataset.ann_file in seen:
-                continue
-            seen.add(dataset.ann_file)
-            source = dict(split=split, ann_file=dataset.ann_file,
-                          classes=tuple(dataset.metainfo['classes']))
-            if isinstance(dataset, XMLDataset):
-                source.update(kind='voc', sub_root=dataset.sub_data_root,
-                              img_subdir=dataset.img_subdir,
-                              ann_subdir=dataset.ann_subdir)
-            else:
-                source.update(kind='coco',
-                              img_dir=dataset.data_prefix.get('img', ''))
-            sources.append(source)
-    return sources
-
-
-def check_source(source: dict) -> list:
-    """The problems of one source, with a progress bar over its images."""
-    if not osp.isfile(source['ann_file']):
-        raise FileNotFoundError(
-            f'{source["split"]} annotation file {source["ann_file"]!r} not '
-            'found; fix data_root/ann_file in the config')
-    print(f'{source["split"]}: {source["ann_file"]}')
-    if source['kind'] == 'voc':
-        with open(source['ann_file']) as f:
-            bar = ProgressBar(sum(1 for line in f if line.strip()),
-                              file=sys.stdout)
-        problems = check_voc(source['ann_file'], source['sub_root'],
-                             source['classes'], source['img_subdir'],
-                             source['ann_subdir'], bar.update)
-    else:
-        with open(source['ann_file']) as f:
-            source['coco'] = json.load(f)
-        bar = ProgressBar(len(source['coco'].get('images', [])),
-                          file=sys.stdout)
-        problems = check_coco(source['coco'], source['img_dir'],
-                              source['ann_file'], source['classes'],
-                              bar.update)
-    sys.stdout.write('\n')
-    return problems
-
-
-def format_problems(problems: list, shown: int = SHOWN) -> str:
-    """Count per kind and the first offenders of each, grouped by file."""
-    counts = count_problems(problems)
-    lines = [f'{sum(counts.values())} problems']
-    for kind in PROBLEMS:
-        if not counts[kind]:
-            continue
-        lines.append(f'{kind}: {counts[kind]}')
-        for p in [p for p in problems if p.kind == kind][:shown]:
-            lines.append(f'  {p.file}: {p.image}: {p.detail}')
-    return '\n'.join(lines)
 
 
 def write_clean(sources: List[dict], problems: Dict[str, list],

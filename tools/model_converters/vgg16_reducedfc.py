@@ -1,68 +1,25 @@
 """ImageNet VGG16 -> AtrousVGG's initial weights (Liu et al., section 3).
 
-fc6 and fc7 become subsampled convolutions, fc6 dilated; fc8 is removed.
-torchvision's input std is folded into conv1_1 (our configs divide by 1)
-unless ``--input-std 1 1 1``. ``DST`` is for the backbone's ``init_cfg``.
+``python tools/model_converters/vgg16_reducedfc.py SRC DST [--input-std R G
+B]`` (:mod:`ssd_plugin.converters.vgg16_reducedfc`): fc6 and fc7 become
+subsampled convolutions, fc8 is removed, torchvision's input std is folded
+into conv1_1. ``DST`` is for the backbone's ``init_cfg``.
 """
-from typing import Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
-import _converter
-import torch
-from torch import Tensor
-
-TORCHVISION_STD = (58.395, 57.12, 57.375)  # ImageNet std x 255, RGB
-FC6_SHAPE = (4096, 512 * 7 * 7)  # over VGG16's 512 x 7 x 7 pool5
-CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)  # conv1_1 ... 5_3
-RULES = (  # (torchvision's key prefix, ours)
-    ('classifier.0.', 'features.31.'),  # fc6
-    ('classifier.3.', 'features.33.'),  # fc7
-    *((f'features.{i}.', f'features.{i}.') for i in CONVS),  # kept as they are
-)
-FIX = "Expected torchvision's vgg16 (not vgg16_bn) and an AtrousVGG config."
-
-
-def reduce_fc6(weight: Tensor) -> Tensor:
-    """fc6 ``(4096, 25088)`` as a 7x7 conv; every 4th filter, taps 0, 3, 6:
-    ``(1024, 512, 3, 3)``, 6 cells apart on SSD's stride-16 pool5 map."""
-    if tuple(weight.shape) != FC6_SHAPE:
-        raise ValueError(f"'classifier.0.weight' has shape "
-                         f'{tuple(weight.shape)}; expected {FC6_SHAPE}')
-    return weight.reshape(4096, 512, 7, 7)[::4, :, ::3, ::3].contiguous()
-
-
-def convert(state_dict: Mapping[str, Tensor],
-            input_std: Sequence[float] = TORCHVISION_STD,
-            config: Optional[str] = None) -> _converter.StateDict:
-    """torchvision ``vgg16`` weights -> AtrousVGG's ``features.N.*``, with
-    ``input_std`` (RGB, 0-255) folded into conv1_1, checked against the
-    backbone of ``config``; see ``_converter.convert``."""
-    std = torch.as_tensor(input_std, dtype=torch.float64)
-    if std.shape != (3, ) or not bool((std > 0).all()):
-        raise ValueError(f'input_std={tuple(input_std)} must be 3 positive '
-                         'numbers (RGB), e.g. 58.395 57.12 57.375')
-    reshape = {  # fc7: every 4th filter and the fc6 outputs kept
-        'classifier.0.weight': reduce_fc6,
-        'classifier.0.bias': lambda b: b[::4].clone(),
-        'classifier.3.weight': lambda w: w[::4, ::4, None, None].contiguous(),
-        'classifier.3.bias': lambda b: b[::4].clone()}
-    converted = _converter.convert(
-        {k: reshape[k](v) if k in reshape else v for k, v in state_dict.items()
-         if not k.startswith('classifier.6.')},  # fc8: removed
-        RULES, "torchvision's vgg16", FIX, config, part='backbone')
-    conv1_1 = converted['features.0.weight']  # (64, 3, 3, 3), checked
-    converted['features.0.weight'] = (conv1_1.double() / std.view(
-        1, 3, 1, 1)).to(conv1_1.dtype)
-    return converted
+from ssd_plugin.converters import common, vgg16_reducedfc
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command line: ``vgg16_reducedfc.py SRC DST [--input-std R G B]``."""
-    args = _converter.parse_args(__doc__, argv, input_std=dict(
-        type=float, nargs=3, default=TORCHVISION_STD, metavar=('R', 'G', 'B'),
+    args = common.parse_args(__doc__, argv, input_std=dict(
+        type=float, nargs=3, default=vgg16_reducedfc.TORCHVISION_STD,
+        metavar=('R', 'G', 'B'),
         help="std (0-255) the source was trained with (torchvision's)"))
-    state_dict = _converter.load(args.src)[0]
-    _converter.save(args, convert(state_dict, args.input_std, args.config),
-                    input_std_folded=list(args.input_std))
+    state_dict = common.load(args.src)[0]
+    common.save(args, vgg16_reducedfc.convert(state_dict, args.input_std,
+                                              args.cfg),
+                input_std_folded=list(args.input_std))
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
-"""What the converters beside it share: renaming, strict loading, files.
+"""What the converters share: renaming, strict loading, files, the command
+line.
 
 A rule ``(theirs, ours)`` renames a key prefix, ``*`` standing for a layer
 index; read backwards, the same rules give the source's names in errors.
@@ -9,19 +10,19 @@ import os
 import os.path as osp
 import pickle
 import re
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.config import ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
-from ssd_plugin.utils.config import load_config
+from ssd_plugin.utils.config import SSD300_COCO, load_config
 
 Rules = Sequence[Tuple[str, str]]
 StateDict = Dict[str, Tensor]
-SSD300_COCO = osp.normpath(osp.join(  # every converter's default config
-    osp.abspath(__file__), *['..'] * 3, 'configs/ssd/ssd300_coco.py'))
+# A config file (default: SSD300 COCO) or a loaded config.
+ConfigLike = Union[str, Config, None]
 
 
 def rename(key: str, rules: Rules) -> Optional[str]:
@@ -35,17 +36,24 @@ def rename(key: str, rules: Rules) -> Optional[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def model_cfg(config: str) -> ConfigDict:
-    """The ``model`` of ``config``, read once (mmdet's bases take seconds)."""
-    return load_config(config, set_scope=False).model
+def _model_cfg_of_file(path: str) -> ConfigDict:
+    return Config.fromfile(path).model  # mmdet's bases take seconds: once
+
+
+def model_cfg(config: ConfigLike = None) -> ConfigDict:
+    """The ``model`` of ``config``: a loaded config's, or a file's read
+    once (None: :data:`ssd_plugin.utils.config.SSD300_COCO`)."""
+    if isinstance(config, Config):
+        return config.model
+    return _model_cfg_of_file(config or SSD300_COCO)
 
 
 def convert(state_dict: Mapping[str, Tensor], rules: Rules, source: str,
-            fix: str, config: Optional[str] = None, part: Optional[str] = None,
+            fix: str, config: ConfigLike = None, part: Optional[str] = None,
             hints: Sequence[Tuple[str, str]] = ()) -> StateDict:
     """Every key renamed, then loaded strictly into the model ``config``
-    (default SSD300 COCO) builds on ``meta`` (no memory), or into its
-    ``part``. Returns our keys and the same tensors in the source's order.
+    builds on ``meta`` (no memory), or into its ``part``. Returns our keys
+    and the same tensors in the source's order.
 
     Raises:
         ValueError: Naming a key no rule fits or renamed like another (with
@@ -61,7 +69,7 @@ def convert(state_dict: Mapping[str, Tensor], rules: Rules, source: str,
                          f'not a layer of {source} (or renamed alike).{hint}')
     converted = dict(zip(names, state_dict.values()))
     from ssd_plugin.registry import MODELS
-    cfg = model_cfg(config or SSD300_COCO)
+    cfg = model_cfg(config)
     with DefaultScope.overwrite_default_scope('ssd_plugin'), torch.device(
             'meta'):
         model = MODELS.build(cfg[part] if part else cfg)
@@ -102,15 +110,21 @@ def load(path: str) -> Tuple[StateDict, dict]:
 
 def parse_args(doc: str, argv: Optional[Sequence[str]],
                **options: dict) -> argparse.Namespace:
-    """``SRC DST [--config CONFIG]``, plus ``--<name>`` for each option."""
+    """``SRC DST [--config CONFIG] [--cfg-options k=v ...]``, plus
+    ``--<name>`` for each option; ``args.cfg`` is the config as
+    :func:`ssd_plugin.utils.config.load_config` reads it."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument('src', help='source weights (.pth)')
     parser.add_argument('dst', help='output checkpoint for ssd_plugin')
     parser.add_argument('--config', default=SSD300_COCO,
                         help='our config whose model the weights must fit')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config values, key=value')
     for name, kwargs in options.items():
         parser.add_argument('--' + name.replace('_', '-'), **kwargs)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.cfg = load_config(args.config, args.cfg_options, set_scope=False)
+    return args
 
 
 def save(args: argparse.Namespace, state_dict: StateDict, **meta) -> None:
