@@ -11,20 +11,30 @@ max_per_img``, best first, rows past an image's detections all zero.
 ``raw`` stops before post-processing: ``cls_logits`` ``(N, P, C + 1)``,
 ``bbox_deltas`` ``(N, P, 4)`` and ``priors`` ``(P, 4)``.
 
+The input is one of two formats (:mod:`ssd_runtime.metadata`): ``float32
+(N, 3, H, W)``, the data preprocessor's output (the default: mmdeploy's
+convention, what any program written for our earlier exports feeds, and what
+the ``raw`` graph's users compare with the torch network), or ``uint8 (N, H,
+W, 3)`` BGR, the resized image as OpenCV gives it, with the channel swap,
+``(x - mean) / std`` and NHWC -> NCHW inside the graph, in the data
+preprocessor's order and precision: a deployed program then only resizes
+(``ssd_runtime``), and no float copy of the image crosses into the backend.
+Every fact a program needs to prepare the input is in ``metadata_props``.
+
 The batch is dynamic, the input ``H x W`` static: the default boxes are
 constants of that size, and torch's exporter gets ceil-mode pooling wrong
 with dynamic sizes (pytorch #113155). Both backends reject another size;
 the size is also stored in the model's ``metadata_props`` (:data:`META`) for
-:class:`ssd_plugin.deploy.DeployedDetector` to check and to say why.
+:class:`ssd_plugin.deploy.DeployedDetector` and ``ssd_runtime`` to check and
+to say why.
 
 Shape shorthand: ``N`` images, ``P`` default boxes, ``C`` object classes
 (background is index ``C`` of the logits, mmdet's convention), ``M`` boxes
 kept by NMS, ``K`` detections per image.
 """
 import copy
-import json
 import warnings
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -40,13 +50,11 @@ from torch import Tensor, nn
 from ssd_plugin.models.ssd_head import flatten_levels
 from ssd_plugin.registry import MODELS
 from ssd_plugin.version import __version__
+from ssd_runtime.metadata import (FLOAT_NCHW, INPUT_FORMATS, INTERPOLATIONS,
+                                  META, UINT8_BGR, ModelInfo)
+from ssd_runtime.preprocess import preprocess
 
 OPSET = 17
-# metadata_props keys; their presence marks a model as exported by us.
-META = dict(mode='ssd_plugin.mode', input_size='ssd_plugin.input_size',
-            num_classes='ssd_plugin.num_classes',
-            test_cfg='ssd_plugin.test_cfg', classes='ssd_plugin.classes',
-            version='ssd_plugin.version')
 OUTPUT_NAMES = dict(end2end=('dets', 'labels'),
                     raw=('cls_logits', 'bbox_deltas', 'priors'))
 
@@ -179,6 +187,50 @@ def select_detections(boxes: Tensor, scores: Tensor,
     return dets, labels
 
 
+def normalisation(detector: nn.Module) -> Dict[str, object]:
+    """The data preprocessor's pixel normalisation, as numbers.
+
+    Returns:
+        dict: ``channel_order`` (``'rgb'`` if it swaps OpenCV's BGR, else
+        ``'bgr'``), ``mean`` and ``std`` (lists of 3 floats, in that order;
+        0 and 1 when it does not normalise).
+    """
+    preprocessor = detector.data_preprocessor
+    swap = bool(getattr(preprocessor, '_channel_conversion', False))
+    if getattr(preprocessor, '_enable_normalize', False):
+        mean = preprocessor.mean.flatten().tolist()
+        std = preprocessor.std.flatten().tolist()
+    else:
+        mean, std = [0.] * 3, [1.] * 3
+    return dict(channel_order='rgb' if swap else 'bgr', mean=mean, std=std)
+
+
+class Uint8Input(nn.Module):
+    """``uint8 (N, H, W, 3)`` BGR to the network's float input.
+
+    The data preprocessor's steps in its order: the channel swap (if it
+    makes RGB), ``float32``, ``(x - mean) / std``; plus NHWC -> NCHW.
+
+    Args:
+        channel_order (str): ``'rgb'`` or ``'bgr'``, what the network takes.
+        mean, std (Sequence[float]): Per channel in ``channel_order``.
+    """
+
+    def __init__(self, channel_order: str, mean: Sequence[float],
+                 std: Sequence[float]) -> None:
+        super().__init__()
+        self.swap = channel_order == 'rgb'
+        self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``(N, H, W, 3)`` uint8 to ``(N, 3, H, W)`` float32."""
+        images = images.permute(0, 3, 1, 2)
+        if self.swap:
+            images = images.flip(1)
+        return (images.float() - self.mean) / self.std
+
+
 class End2EndSSD(nn.Module):
     """A detector and its head's inference as one graph (see the module).
 
@@ -187,26 +239,42 @@ class End2EndSSD(nn.Module):
             ``SSDHead``, in eval mode.
         input_size (tuple[int, int]): ``(H, W)`` of the network input.
         mode (str): ``'end2end'`` or ``'raw'``.
+        input_format (str): ``FLOAT_NCHW`` (default) or ``UINT8_BGR``
+            (:class:`Uint8Input` first, from the detector's data
+            preprocessor).
 
     Raises:
-        ValueError: On another ``mode`` or a ``test_cfg`` the graph cannot
-            hold (:func:`deploy_test_cfg`, end2end only).
+        ValueError: On another ``mode`` or ``input_format``, or a
+            ``test_cfg`` the graph cannot hold (:func:`deploy_test_cfg`,
+            end2end only).
     """
 
     def __init__(self, detector: nn.Module, input_size: Tuple[int, int],
-                 mode: str = 'end2end') -> None:
+                 mode: str = 'end2end', input_format: str = FLOAT_NCHW
+                 ) -> None:
         super().__init__()
         if mode not in OUTPUT_NAMES:
             raise ValueError(f'mode={mode!r}; use one of '
                              f'{sorted(OUTPUT_NAMES)}')
+        if input_format not in INPUT_FORMATS:
+            raise ValueError(f'input_format={input_format!r}; use one of '
+                             f'{INPUT_FORMATS}')
         self.detector = detector
-        self.mode = mode
+        self.mode, self.input_format = mode, input_format
         self.input_size = tuple(int(s) for s in input_size)
+        self.normalise = Uint8Input(**normalisation(detector)) \
+            if input_format == UINT8_BGR else None
         head = detector.bbox_head
         self.cfg = deploy_test_cfg(head.test_cfg) if mode == 'end2end' \
             else None
         # A persistent buffer: the tracer sees those, and raw mode outputs it.
         self.register_buffer('priors', self._priors())
+
+    def example_input(self) -> Tensor:
+        """A zero input of ``input_format`` at batch 1, for tracing."""
+        if self.input_format == UINT8_BGR:
+            return torch.zeros(1, *self.input_size, 3, dtype=torch.uint8)
+        return torch.zeros(1, 3, *self.input_size)
 
     def _priors(self) -> Tensor:
         """``(P, 4)`` default boxes of the maps at ``input_size``."""
@@ -220,7 +288,9 @@ class End2EndSSD(nn.Module):
         return torch.cat([get_box_tensor(p) for p in priors])
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
-        """``(N, 3, H, W)`` preprocessed input to the outputs of ``mode``."""
+        """An input of ``input_format`` to the outputs of ``mode``."""
+        if self.normalise is not None:
+            inputs = self.normalise(inputs)
         head = self.detector.bbox_head
         cls_scores, bbox_preds = head(self.detector.extract_feat(inputs))
         logits = flatten_levels(cls_scores, head.cls_out_channels)
@@ -239,6 +309,23 @@ class End2EndSSD(nn.Module):
         return select_detections(boxes, scores, self.cfg)
 
 
+def _test_inputs(cfg: Config, images: Sequence[np.ndarray]) -> List[Tensor]:
+    """The config's test pipeline and data preprocessor on BGR arrays: one
+    ``(1, 3, H, W)`` network input per image."""
+    init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
+    pipeline = copy.deepcopy(get_test_pipeline_cfg(cfg))
+    pipeline[0].type = 'mmdet.LoadImageFromNDArray'
+    transform = Compose(pipeline)
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    inputs = []
+    for image in images:
+        sample = transform(dict(img=image, img_id=0))
+        with torch.no_grad():
+            inputs.append(preprocessor(pseudo_collate([sample]),
+                                       False)['inputs'])
+    return inputs
+
+
 def config_input_size(cfg: Config) -> Tuple[int, int]:
     """``(H, W)`` the config's test pipeline and preprocessor feed the net.
 
@@ -248,17 +335,9 @@ def config_input_size(cfg: Config) -> Tuple[int, int]:
     Raises:
         ValueError: If the two inputs differ in size.
     """
-    init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
-    pipeline = copy.deepcopy(get_test_pipeline_cfg(cfg))
-    pipeline[0].type = 'mmdet.LoadImageFromNDArray'
-    transform = Compose(pipeline)
-    preprocessor = MODELS.build(cfg.model.data_preprocessor)
-    sizes = []
-    for shape in ((480, 640, 3), (500, 333, 3)):
-        sample = transform(dict(img=np.zeros(shape, np.uint8), img_id=0))
-        with torch.no_grad():
-            batch = preprocessor(pseudo_collate([sample]), False)
-        sizes.append(tuple(batch['inputs'].shape[-2:]))
+    sizes = [tuple(x.shape[-2:]) for x in _test_inputs(
+        cfg, [np.zeros(shape, np.uint8)
+              for shape in ((480, 640, 3), (500, 333, 3))])]
     if sizes[0] != sizes[1]:
         raise ValueError(
             f'the test pipeline turns 480x640 and 500x333 images into '
@@ -267,9 +346,54 @@ def config_input_size(cfg: Config) -> Tuple[int, int]:
     return sizes[0]
 
 
+def resize_interpolation(cfg: Config) -> str:
+    """The interpolation of the test pipeline's ``Resize`` (mmcv's name;
+    ``'bilinear'``, its default, without one)."""
+    for step in get_test_pipeline_cfg(cfg):
+        if str(step.get('type', '')).split('.')[-1] == 'Resize':
+            interpolation = step.get('interpolation', 'bilinear')
+            if interpolation not in INTERPOLATIONS:
+                raise ValueError(
+                    f'the test Resize has interpolation={interpolation!r}; '
+                    f'a deployed model resizes with one of {INTERPOLATIONS}')
+            return interpolation
+    return 'bilinear'
+
+
+def check_runtime_preprocessing(cfg: Config, info: ModelInfo,
+                                seed: int = 0) -> None:
+    """Check that ``ssd_runtime``'s preprocessing gives the config's inputs.
+
+    A random non-square image goes through the config's test pipeline and
+    data preprocessor, and through :func:`ssd_runtime.preprocess.preprocess`
+    with ``info``'s facts (as a float graph): the numbers must agree, or a
+    deployed model would see other inputs than the torch model.
+
+    Raises:
+        ValueError: If they differ (a test pipeline that does more than
+            SSD's: to BGR, ``Resize(keep_ratio=False)``, normalise).
+    """
+    image = np.random.default_rng(seed).integers(0, 256, (97, 131, 3),
+                                                 np.uint8)
+    expected = _test_inputs(cfg, [image])[0].numpy()
+    as_float = ModelInfo(**dict(vars(info), input_format=FLOAT_NCHW))
+    got = preprocess([image], as_float)[0]
+    if got.shape != expected.shape or not np.allclose(got, expected,
+                                                      rtol=0, atol=1e-4):
+        diff = np.abs(got - expected).max() if got.shape == expected.shape \
+            else f'shapes {got.shape} and {expected.shape}'
+        raise ValueError(
+            'the config\'s test pipeline does more than to-BGR, Resize('
+            "keep_ratio=False) with a cv2 interpolation and the data "
+            f'preprocessor\'s normalisation (differs by {diff}): a deployed '
+            'model would see other inputs; use SSD\'s test pipeline')
+
+
 def export_onnx(detector: nn.Module, path: str,
                 input_size: Tuple[int, int], mode: str = 'end2end',
-                classes: Optional[Sequence[str]] = None) -> Dict[str, str]:
+                classes: Optional[Sequence[str]] = None,
+                input_format: str = FLOAT_NCHW,
+                cfg: Optional[Config] = None) -> Dict[str, str]:
     """Export ``detector`` to ``path``, check it, record its metadata.
 
     Args:
@@ -279,12 +403,33 @@ def export_onnx(detector: nn.Module, path: str,
         input_size (tuple[int, int]): ``(H, W)`` of the network input.
         mode (str): ``'end2end'`` (default) or ``'raw'``.
         classes (Sequence[str], optional): Class names to store.
+        input_format (str): ``FLOAT_NCHW`` (default) or ``UINT8_BGR``
+            (module docstring).
+        cfg (Config, optional): The detector's config, for the resize's
+            interpolation and :func:`check_runtime_preprocessing`; None:
+            ``detector.cfg`` (``init_detector`` sets it), else bilinear,
+            unchecked.
 
     Returns:
         dict[str, str]: The ``metadata_props`` written (:data:`META`).
+
+    Raises:
+        ValueError: See :class:`End2EndSSD` and
+            :func:`check_runtime_preprocessing`.
     """
     import onnx  # the deploy extra; checked by the caller's import
-    wrapper = End2EndSSD(detector.eval(), input_size, mode).eval()
+    cfg = cfg if cfg is not None else getattr(detector, 'cfg', None)
+    wrapper = End2EndSSD(detector.eval(), input_size, mode,
+                         input_format).eval()
+    info = ModelInfo(
+        mode=mode, input_size=wrapper.input_size,
+        num_classes=detector.bbox_head.num_classes, test_cfg=wrapper.cfg,
+        classes=list(classes or []), version=__version__,
+        input_format=input_format,
+        interpolation=resize_interpolation(cfg) if cfg else 'bilinear',
+        **normalisation(detector))
+    if cfg is not None:
+        check_runtime_preprocessing(cfg, info)
     names = OUTPUT_NAMES[mode]
     dynamic = {'input': {0: 'batch'}}
     dynamic.update({n: {0: 'batch'} for n in names if n != 'priors'})
@@ -293,17 +438,10 @@ def export_onnx(detector: nn.Module, path: str,
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
         torch.onnx.export(
-            wrapper, (torch.zeros(1, 3, *wrapper.input_size), ), path,
+            wrapper, (wrapper.example_input(), ), path,
             dynamo=False, opset_version=OPSET, input_names=['input'],
             output_names=list(names), dynamic_axes=dynamic)
-    meta = {
-        META['mode']: mode,
-        META['input_size']: '{},{}'.format(*wrapper.input_size),
-        META['num_classes']: str(detector.bbox_head.num_classes),
-        META['test_cfg']: json.dumps(wrapper.cfg),
-        META['classes']: json.dumps(list(classes or [])),
-        META['version']: __version__,
-    }
+    meta = info.props()
     model = onnx.load(path)
     onnx.helper.set_model_props(model, meta)
     onnx.checker.check_model(model)
