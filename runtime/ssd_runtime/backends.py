@@ -70,6 +70,9 @@ class OnnxRuntimeSession:
         ort = import_backend('onnxruntime')
         _check_file(path)
         options = ort.SessionOptions()
+        # Errors only: the quantizer leaves unused initializers that ONNX
+        # Runtime lists one warning each at every load.
+        options.log_severity_level = 3
         if not optimize:
             options.graph_optimization_level = \
                 ort.GraphOptimizationLevel.ORT_DISABLE_ALL

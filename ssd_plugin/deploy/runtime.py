@@ -22,6 +22,7 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.model import BaseModel
+from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -132,6 +133,9 @@ class DeployedDetector(BaseModel):
                  num_threads: Optional[int] = None) -> None:
         cfg = config if isinstance(config, Config) else Config.fromfile(
             config)
+        # As mmdet's init_detector: inference_detector builds the test
+        # pipeline's unscoped names (PackDetInputs) in the default scope.
+        init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
         super().__init__(
             data_preprocessor=MODELS.build(cfg.model.data_preprocessor))
         self.session = build_session(model_path, backend, precision,
