@@ -22,7 +22,7 @@ import numpy as np
 from ssd_runtime.backends import build_session
 from ssd_runtime.detections import Detections
 from ssd_runtime.metadata import UINT8_BGR, ModelInfo, parse_metadata
-from ssd_runtime.preprocess import graph_input, preprocess
+from ssd_runtime.preprocess import check_normalisation, preprocess
 
 Images = Union[np.ndarray, Sequence[np.ndarray]]
 
@@ -65,8 +65,7 @@ class Detector:
                 f'{model_path!r} is a {self.info.mode!r} export (network '
                 'outputs without post-processing); the runtime runs end2end '
                 'exports: export_onnx.py ... --mode end2end')
-        if self.info.input_format != UINT8_BGR and self.info.mean is None:
-            graph_input([], self.info)  # raises, naming the fix
+        check_normalisation(self.info)
         self.model_path, self.backend = model_path, backend
         self.precision, self.threads = precision, threads
         self.classes = list(self.info.classes)

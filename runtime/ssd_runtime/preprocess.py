@@ -97,6 +97,22 @@ def to_uint8(batch: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(batch), 0, 255).astype(np.uint8)
 
 
+def check_normalisation(info: ModelInfo) -> None:
+    """Raise unless the runtime can prepare ``info``'s input: a uint8 graph,
+    or a float graph that records its normalisation.
+
+    Raises:
+        ValueError: Naming the fix (export the model again).
+    """
+    if info.input_format != UINT8_BGR and (info.mean is None or
+                                           info.std is None):
+        raise ValueError(
+            'the model does not record its normalisation (ssd_plugin.mean, '
+            'ssd_plugin.std, ssd_plugin.channel_order): export it again with '
+            'tools/deployment/export_onnx.py (add --input uint8 to feed it '
+            'OpenCV images directly)')
+
+
 def graph_input(resized: Sequence[np.ndarray], info: ModelInfo) -> np.ndarray:
     """The graph's input array for resized (H, W, 3) BGR images.
 
@@ -112,16 +128,11 @@ def graph_input(resized: Sequence[np.ndarray], info: ModelInfo) -> np.ndarray:
     Raises:
         ValueError: For a float graph without its normalisation recorded.
     """
+    check_normalisation(info)
     # One image: a view with a batch axis, no copy.
     batch = resized[0][None] if len(resized) == 1 else np.stack(resized)
     if info.input_format == UINT8_BGR:
         return to_uint8(batch)
-    if info.mean is None or info.std is None:
-        raise ValueError(
-            'the model does not record its normalisation (ssd_plugin.mean, '
-            'ssd_plugin.std, ssd_plugin.channel_order): export it again with '
-            'tools/deployment/export_onnx.py (add --input uint8 to feed it '
-            'OpenCV images directly)')
     # The data preprocessor's order: channel swap, float, (x - mean) / std.
     if info.channel_order == 'rgb':
         batch = batch[..., ::-1]
