@@ -8,8 +8,6 @@ the exported models must give >= 99% identical detections (IoU > 0.99,
 same label, |score difference| < 1e-3) on a photograph and random
 non-square images, at batch 1 and 4.
 """
-import os.path as osp
-
 import cv2
 import numpy as np
 import pytest

@@ -211,7 +211,7 @@ def test_detect_on_a_video_writes_every_frame(torch_free):
         assert 0 <= x <= x + w < 160.02 and 0 <= y <= y + h < 96.02
 
 
-# --- pieces checked by hand ---------------------------------------------------
+# --- pieces checked by hand --------------------------------------------------
 
 def test_to_original_clips_and_scales_by_hand():
     dets = np.array([[-4., 10., 70., 50., 0.9],   # clipped at 0 and 64
@@ -246,7 +246,7 @@ def test_detector_calls_and_results(quickstart_onnx):
     assert len(one[:0]) == 0 and len(one[0]) == 1
 
 
-# --- bad input ----------------------------------------------------------------
+# --- bad input ---------------------------------------------------------------
 
 def test_onnx_not_ours_or_without_its_preprocessing(tmp_path,
                                                     quickstart_onnx):

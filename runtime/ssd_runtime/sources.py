@@ -1,4 +1,4 @@
-"""Frames to detect on: an image, a folder or glob of images, a video, a camera.
+"""Frames to detect on: images, a folder or glob of them, a video, a camera.
 
 :func:`open_source` turns the ``INPUT`` of ``ssd-detect`` into a
 :class:`Source`, an iterable of :class:`Frame` that knows its length where
@@ -20,6 +20,7 @@ VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg',
                   '.mpeg', '.wmv', '.flv')
 # Reads in a row that fail before a video counts as ended.
 MAX_FAILED_READS = 8
+MISSING_AT_END = 'missing at the end (failed to decode, or the stream ended)'
 DEFAULT_FPS = 30.
 
 
@@ -128,7 +129,7 @@ class VideoSource(Source):
         del self.skipped[len(self.skipped) - failed:]
         last = index - failed
         if self.length is not None and last < self.length:
-            self.skipped += [(i, 'missing: the stream ended early')
+            self.skipped += [(i, MISSING_AT_END)
                              for i in range(last, self.length)]
 
     def _record_drops(self, index: int) -> int:

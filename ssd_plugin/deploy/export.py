@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from ssd_plugin.models.ssd_head import flatten_levels
 from ssd_plugin.registry import MODELS
 from ssd_plugin.version import __version__
+# META (the metadata_props keys) is re-exported: importable from here too.
 from ssd_runtime.metadata import (FLOAT_NCHW, INPUT_FORMATS, INTERPOLATIONS,
                                   META, UINT8_BGR, ModelInfo)
 from ssd_runtime.preprocess import preprocess
