@@ -139,27 +139,46 @@ def deploy_test_cfg(test_cfg: Optional[dict]) -> Dict[str, float]:
                 min_bbox_size=float(cfg.get('min_bbox_size', -1)))
 
 
+def _take(values: Tensor, inds: Tensor) -> Tensor:
+    """``(N, k, D)`` rows ``inds`` ``(N, k)`` of each image's ``(N, P, D)``
+    ``values``: one ONNX ``Gather`` on the flattened rows (a ``GatherElements``
+    with expanded indices is refused by OpenVINO when ``values`` is a slice
+    of a wider tensor)."""
+    # Static row count and width (ints): the backends need NMS's box width.
+    num_rows, width = int(values.shape[1]), int(values.shape[2])
+    offsets = torch.arange(inds.shape[0], device=inds.device)[:, None]
+    return values.reshape(-1, width)[inds + offsets * num_rows]
+
+
 def _candidates(boxes: Tensor, scores: Tensor,
                 nms_pre: int) -> Tuple[Tensor, Tensor]:
     """The (box, class) pairs that compete in NMS, as NMS takes them.
 
-    With ``0 < nms_pre < P * C``: the ``nms_pre`` best pairs by one
-    ``TopK`` (``k = nms_pre``), each pair's box and, per class, its score
-    where the pair is of that class, else 0; otherwise every box with its
-    scores (``k = P``). Per-class NMS on the first form decides as on the
-    second restricted to the chosen pairs, over ``C * k`` instead of ``C *
-    P`` scores (SSDLite-320 on COCO: 80 000 instead of 258 720).
+    With ``0 < nms_pre < P * C``: the ``nms_pre`` best pairs (``k =
+    nms_pre``), each pair's box and, per class, its score where the pair is
+    of that class, else 0; otherwise every box with its scores (``k = P``).
+    Per-class NMS on the first form decides as on the second restricted to
+    the chosen pairs, over ``C * k`` instead of ``C * P`` scores.
+
+    The best pairs are found among the boxes of the ``nms_pre`` highest
+    class scores: a box holding one of the ``nms_pre`` best pairs has a
+    higher best score than all but at most ``nms_pre - 1`` boxes, so the
+    ``TopK`` over pairs scans ``nms_pre * C`` scores, not ``P * C``
+    (SSDLite-320 on COCO: 80 000 instead of 258 720).
 
     Returns:
         tuple[Tensor, Tensor]: ``(N, k, 4)`` boxes and ``(N, C, k)``
         scores.
     """
-    num_classes = scores.size(2)
-    if not 0 < nms_pre < scores.size(1) * num_classes:
+    num_boxes, num_classes = scores.shape[1:]
+    if not 0 < nms_pre < num_boxes * num_classes:
         return boxes, scores.transpose(1, 2)
+    if nms_pre < num_boxes:
+        _, box_inds = scores.max(-1)[0].topk(nms_pre, dim=1)  # (N, k)
+        scores, boxes = _take(scores, box_inds), _take(boxes, box_inds)
     top, pairs = scores.flatten(1).topk(nms_pre, dim=1)  # box * C + label
-    box_inds = torch.div(pairs, num_classes, rounding_mode='floor')
-    cand_boxes = torch.gather(boxes, 1, box_inds[..., None].expand(-1, -1, 4))
+    cand_boxes = _take(boxes, torch.div(pairs, num_classes,
+                                        rounding_mode='floor'))
     classes = torch.arange(num_classes, device=scores.device)[:, None]
     of_class = (pairs % num_classes)[:, None, :] == classes  # (N, C, k)
     return cand_boxes, torch.where(of_class, top[:, None, :],
