@@ -51,9 +51,15 @@ def _agreement(reference, results):
     return matched / total, total
 
 
-def test_end2end_graph_in_torch_is_the_heads_inference(exported):
+# 1000: the pairs among the best boxes (P = 1524); 3000: among all boxes;
+# -1: every pair (no nms_pre).
+@pytest.mark.parametrize('nms_pre', [1000, 3000, -1])
+def test_end2end_graph_in_torch_is_the_heads_inference(exported, nms_pre,
+                                                       monkeypatch):
     """The graph's fixed-shape selection, run eagerly, against the head."""
     model = exported[0]
+    monkeypatch.setattr(model.bbox_head, 'test_cfg', dict(
+        model.bbox_head.test_cfg, nms_pre=nms_pre))
     wrapper = End2EndSSD(model, (128, 128)).eval()
     inputs = torch.randn(3, 3, 128, 128)
     metas = [dict(img_shape=(128, 128), scale_factor=(1., 1.),
