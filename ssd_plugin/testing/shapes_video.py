@@ -50,7 +50,7 @@ def _step(shape: dict, frame_size: Tuple[int, int]) -> None:
 
 
 def make_shapes_video(path: str, num_frames: int = 150,
-                      frame_size: Tuple[int, int] = (640, 360),
+                      frame_size: Tuple[int, int] = (640, 480),
                       fps: float = 30., num_objects: int = 4,
                       seed: int = 0) -> Dict[str, object]:
     """Write the video; return its ground truth.
@@ -60,6 +60,8 @@ def make_shapes_video(path: str, num_frames: int = 150,
             its folder is created.
         num_frames (int): Frames. Defaults to 150 (5 s at 30 FPS).
         frame_size (tuple[int, int]): ``(width, height)``, at least 32 each.
+            Defaults to VGA, a webcam's 4:3 (SSD stretches frames to its
+            square input: the wider 16:9 squashes shapes more).
         fps (float): Frame rate.
         num_objects (int): Shapes, at least 0.
         seed (int): The video depends only on the arguments.

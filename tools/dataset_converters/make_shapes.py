@@ -8,7 +8,7 @@ Usage::
 
     python tools/dataset_converters/make_shapes.py data/shapes [options]
     python tools/dataset_converters/make_shapes.py data/shapes.mp4 --video
-        [--num-frames 150] [--fps 30] [--frame-size 640 360]
+        [--num-frames 150] [--fps 30] [--frame-size 640 480]
 """
 import argparse
 from typing import List, Optional
@@ -50,7 +50,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                        '(.mp4 or .avi) instead of the image set')
     video.add_argument('--num-frames', type=int, default=150)
     video.add_argument('--fps', type=float, default=30.)
-    video.add_argument('--frame-size', type=int, nargs=2, default=(640, 360),
+    video.add_argument('--frame-size', type=int, nargs=2, default=(640, 480),
                        metavar=('WIDTH', 'HEIGHT'))
     return parser.parse_args(argv)
 
