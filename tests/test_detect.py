@@ -127,3 +127,45 @@ def test_bad_command_lines_exit_with_the_message(quickstart_onnx, tmp_path,
         assert __import__('re').search(message, err), (message, err)
     assert main([str(tmp_path / 'missing.onnx'), str(image)]) == 2
     assert 'export_onnx.py' in capsys.readouterr().err
+
+
+def test_an_output_that_fails_in_the_writer_thread(quickstart_onnx, tmp_path,
+                                                   capsys):
+    video = _video(tmp_path / 'v.avi', frames=3)
+    (tmp_path / 'file').write_text('a file, not a folder')
+    out = str(tmp_path / 'file' / 'drawn.mp4')
+    assert main([quickstart_onnx.uint8, video, '--out', out,
+                 '--no-progress']) == 2
+    assert 'file' in capsys.readouterr().err
+
+
+def test_threads_keep_the_order_and_raise_errors():
+    from ssd_runtime.pipeline import ReadAhead, WriteBehind
+    assert list(ReadAhead(range(50), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError('frame 2 is bad')
+
+    reader = ReadAhead(failing())
+    with pytest.raises(ValueError, match='frame 2 is bad'):
+        list(reader)
+    seen = []
+    writer = WriteBehind(seen.append, depth=2)
+    for item in range(50):
+        writer.put(item)
+    writer.close()
+    assert seen == list(range(50))
+    writer = WriteBehind(lambda item: 1 / item)
+    writer.put(0)
+    with pytest.raises(ZeroDivisionError):
+        for item in range(1, 20):
+            writer.put(item)
+        writer.close()
+
+
+def test_max_frames_stops_early(quickstart_onnx, tmp_path):
+    video = _video(tmp_path / 'v.avi', frames=8)
+    summary = run(parse_args([quickstart_onnx.uint8, video, '--max-frames',
+                              '2', '--no-progress']))
+    assert summary['frames'] == 2 and summary['skipped'] == []

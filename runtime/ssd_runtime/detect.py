@@ -202,12 +202,12 @@ def report(summary: Dict[str, object]) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """The console script: run, print the report; bad input exits with 2
-    and its message (no traceback)."""
+    """The console script: run, print the report; bad input (or an output
+    that cannot be written) exits with 2 and its message, no traceback."""
     args = parse_args(argv)
     try:
         summary = run(args)
-    except (FileNotFoundError, ValueError, ImportError) as error:
+    except (OSError, ValueError, ImportError) as error:
         sys.stderr.write(f'ssd-detect: error: {error}\n')
         return 2
     print(report(summary))
