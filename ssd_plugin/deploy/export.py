@@ -253,31 +253,32 @@ class Uint8Input(nn.Module):
     NHWC -> NCHW, then the data preprocessor's steps in its order and
     precision: the channel swap (if it makes RGB), ``float32``, ``(x -
     mean) / std``. The mean and std are expanded to the whole ``(1, 3, H,
-    W)`` plane in the graph (the backends fold that into constants at load):
-    ONNX Runtime runs an INT8 model's first convolution NHWC and moves these
-    steps there, where broadcasting 3 values along the last axis took it 6x
-    longer than same-shape arithmetic.
+    W)`` plane (a constant the backends fold at load): ONNX Runtime runs an
+    INT8 model's first convolution NHWC and moves these steps there, where
+    broadcasting 3 values along the last axis took it 6x longer than
+    same-shape arithmetic.
 
     Args:
+        input_size (tuple[int, int]): ``(H, W)``.
         channel_order (str): ``'rgb'`` or ``'bgr'``, what the network takes.
         mean, std (Sequence[float]): Per channel in ``channel_order``.
     """
 
-    def __init__(self, channel_order: str, mean: Sequence[float],
-                 std: Sequence[float]) -> None:
+    def __init__(self, input_size: Tuple[int, int], channel_order: str,
+                 mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.swap = channel_order == 'rgb'
+        self.plane = (1, 3, int(input_size[0]), int(input_size[1]))
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1))
 
     def forward(self, images: Tensor) -> Tensor:
         """``(N, H, W, 3)`` uint8 to ``(N, 3, H, W)`` float32."""
         images = images.permute(0, 3, 1, 2)
-        if self.swap:
-            images = images.flip(1)
-        plane = (1, 3, *images.shape[2:])
-        return (images.float() - self.mean.expand(plane)) / \
-            self.std.expand(plane)
+        if self.swap:  # a Gather, as the preprocessor's [[2, 1, 0], ...]:
+            images = images[:, [2, 1, 0]]  # ORT kept a flip's Slice NHWC
+        return (images.float() - self.mean.expand(self.plane)) / \
+            self.std.expand(self.plane)
 
 
 class End2EndSSD(nn.Module):
@@ -311,7 +312,7 @@ class End2EndSSD(nn.Module):
         self.detector = detector
         self.mode, self.input_format = mode, input_format
         self.input_size = tuple(int(s) for s in input_size)
-        self.normalise = Uint8Input(**normalisation(detector)) \
+        self.normalise = Uint8Input(input_size, **normalisation(detector)) \
             if input_format == UINT8_BGR else None
         head = detector.bbox_head
         self.cfg = deploy_test_cfg(head.test_cfg) if mode == 'end2end' \
