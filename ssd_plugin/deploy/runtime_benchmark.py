@@ -16,7 +16,7 @@ import logging
 import os.path as osp
 import statistics
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -27,6 +27,7 @@ from mmengine.logging import MMLogger
 from ssd_plugin.deploy.export import config_input_size, export_onnx
 from ssd_plugin.deploy.quantize import array_inputs, quantize_int8
 from ssd_plugin.deploy.runtime import network_to_graph_input
+from ssd_plugin.models.ssd_head import flatten_levels
 from ssd_plugin.utils.benchmark import calibrate_head, time_interleaved
 from ssd_runtime import Detector
 from ssd_runtime.detect import parse_args, run
@@ -45,12 +46,15 @@ BASELINE = 'ORT FP32'
 def export_benchmark_model(config: str, images: Sequence[np.ndarray],
                            work_dir: str, seed: int = 0,
                            logit_std: float = 1.0,
-                           background_bias: float = 7.0) -> Dict[str, str]:
+                           background_bias: float = 7.0
+                           ) -> Dict[str, Union[str, List[int]]]:
     """Export the config's model (random, head calibrated on ``images[0]``)
     with the uint8 input, and its INT8 version calibrated on ``images``.
 
     Returns:
-        dict[str, str]: ``fp32`` and ``int8`` ``.onnx`` paths.
+        dict: ``fp32`` and ``int8`` ``.onnx`` paths; ``candidates``: per
+        image the (box, class) pairs scoring above the head's
+        ``score_thr``, what NMS sees before ``nms_pre``.
     """
     torch.manual_seed(seed)
     model = init_detector(config, None, device='cpu')
@@ -68,6 +72,13 @@ def export_benchmark_model(config: str, images: Sequence[np.ndarray],
     info = read_model_info(paths['fp32'])
     quantize_int8(paths['fp32'], paths['int8'],
                   [network_to_graph_input(x, info) for x in inputs])
+    head = model.bbox_head
+    with torch.no_grad():
+        for x in inputs:
+            logits = flatten_levels(head(model.extract_feat(
+                torch.from_numpy(x)))[0], head.cls_out_channels)
+            paths.setdefault('candidates', []).append(int((logits.softmax(
+                -1)[..., :-1] > head.test_cfg['score_thr']).sum()))
     return paths
 
 

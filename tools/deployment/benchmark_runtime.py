@@ -42,12 +42,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=SSDLITE)
     parser.add_argument('--images', nargs='*', default=[
-        osp.join(SAMPLE_DIR, n) for n in ('grace_hopper.jpg',
-                                          'Minduka_Present_Blue_Pack.png')],
-        help='BGR images to time on (default: two of matplotlib\'s)')
+        osp.join(SAMPLE_DIR, 'grace_hopper.jpg')],
+        help="photographs to time on (default: matplotlib's grace_hopper)")
+    parser.add_argument('--sizes', nargs='*', default=['640x480', '1280x720'],
+                        help='the first photograph also resized to these '
+                        'WxH (camera frames)')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--calls', type=int, default=50,
+    parser.add_argument('--calls', type=int, default=30,
                         help='calls per image and contender in a round')
     parser.add_argument('--video-frames', type=int, default=150,
                         help='frames of the ssd-detect video (0: skip it)')
@@ -63,6 +65,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
             raise ValueError(f'--{flag}={getattr(args, flag)}: give >= 1')
     cv2.setNumThreads(args.threads)
     images = read_images(args.images)
+    for size in args.sizes:
+        width, height = (int(v) for v in size.split('x'))
+        images.append(cv2.resize(images[0], (width, height)))
     with tempfile.TemporaryDirectory() as work_dir:
         paths = export_benchmark_model(args.config, images, work_dir,
                                        args.seed)
@@ -72,8 +77,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
         print(describe_machine(args.threads))
         print(f'load average {os.getloadavg()[0]:.2f} (1 min) at the start; '
               f'{osp.basename(args.config)}; images '
-              f'{[im.shape[:2] for im in images]}; detections per image '
-              f'{counts}')
+              f'{[im.shape[:2] for im in images]}; (box, class) pairs above '
+              f'score_thr per image {paths["candidates"]}; detections per '
+              f'image {counts}')
         means = time_contenders(detectors, images * args.calls,
                                 args.rounds)
         fps = report_fps(means)
