@@ -129,7 +129,11 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     detector = Detector(args.model, args.backend, args.precision,
                         args.threads)
     source = open_source(args.input)
-    writer = _writer(args, source)
+    try:
+        writer = _writer(args, source)
+    except ValueError:
+        source.close()
+        raise
     coco = CocoJson(detector.classes) if args.json else None
 
     def output(item) -> None:

@@ -15,7 +15,9 @@ and their range; ratios to ORT FP32). Then ``ssd-detect`` on a generated
 video (decoding, drawing, encoding, JSON) against the runtime alone on the
 same frames, with the fastest contender. The machine (CPU, flags, threads,
 versions) and the load average are printed with the figures
-(``ssd_plugin.deploy.runtime_benchmark``).
+(``ssd_plugin.deploy.runtime_benchmark``). ``ONEDNN_MAX_CPU_ISA=AVX2`` in the
+environment caps OpenVINO's kernels at AVX2 (an AVX2-only CPU's instruction
+set on this one).
 """
 import argparse
 import os
@@ -75,6 +77,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
         counts = {name: [len(d(im)) for im in images]
                   for name, d in detectors.items()}
         print(describe_machine(args.threads))
+        if os.environ.get('ONEDNN_MAX_CPU_ISA'):
+            print(f'ONEDNN_MAX_CPU_ISA={os.environ["ONEDNN_MAX_CPU_ISA"]}: '
+                  "OpenVINO's kernels capped at that instruction set (ONNX "
+                  'Runtime ignores it)')
         print(f'load average {os.getloadavg()[0]:.2f} (1 min) at the start; '
               f'{osp.basename(args.config)}; images '
               f'{[im.shape[:2] for im in images]}; (box, class) pairs above '
