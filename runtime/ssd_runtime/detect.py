@@ -110,6 +110,16 @@ def _writer(args: argparse.Namespace, source: Source):
     return VideoWriter(args.out, source.fps, stem)
 
 
+def _output(item: tuple, writer, coco: Optional[CocoJson]) -> None:
+    """Record a ``(frame, detections)`` pair in the JSON and draw and write
+    it (the writing thread's work)."""
+    frame, found = item
+    if coco is not None:
+        coco.add(frame.index, frame.name, frame.image.shape, found)
+    if writer is not None:
+        writer.write(draw(frame.image, found), frame.name, frame.index)
+
+
 def run(args: argparse.Namespace) -> Dict[str, object]:
     """Detect on every frame of ``args.input``; write and report.
 
@@ -142,16 +152,9 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         source.close()
         raise
     coco = CocoJson(detector.classes) if args.json else None
-
-    def output(item) -> None:
-        frame, found = item
-        if coco is not None:
-            coco.add(frame.index, frame.name, frame.image.shape, found)
-        if writer is not None:
-            writer.write(draw(frame.image, found), frame.name, frame.index)
-
     start = time.perf_counter()
-    reader, behind = ReadAhead(source), WriteBehind(output)
+    reader = ReadAhead(source)
+    behind = WriteBehind(lambda item: _output(item, writer, coco))
     try:
         frames = _loop(detector, reader, behind, source, args)
     finally:

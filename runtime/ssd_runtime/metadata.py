@@ -21,10 +21,9 @@ properties of the model, not of the caller's code). The keys, all prefixed
 - ``num_classes``, ``classes`` (JSON list), ``test_cfg`` (JSON, the
   post-processing baked into an ``end2end`` graph), ``version``.
 
-Files written before ``input_format`` existed are float graphs without the
-preprocessing keys: they read as :data:`FLOAT_NCHW` with ``mean``/``std``
-None (``ssd_plugin``'s ``DeployedDetector`` takes those from the config; the
-runtime asks for a new export).
+A file without ``input_format`` is a float graph; one without ``mean`` and
+``std`` reads with them None (``ssd_plugin``'s ``DeployedDetector`` takes
+them from the config; the runtime asks for a new export).
 """
 import json
 from dataclasses import dataclass, field
