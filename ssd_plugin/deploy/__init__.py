@@ -1,7 +1,8 @@
 """Deployment out of PyTorch: ONNX export, ONNX Runtime / OpenVINO, BF16, INT8.
 
 - :mod:`~ssd_plugin.deploy.export`: the ``end2end`` and ``raw`` graphs, with a
-  float or a uint8 BGR input.
+  float or a uint8 BGR input (:mod:`~ssd_plugin.deploy.graph_input`), and the
+  head's selection in tensor ops (:mod:`~ssd_plugin.deploy.selection`).
 - :mod:`~ssd_plugin.deploy.backends`: ONNX Runtime and OpenVINO sessions
   (``ssd_runtime``'s, the torch-free runtime's).
 - :mod:`~ssd_plugin.deploy.runtime`: :class:`DeployedDetector`, an exported
