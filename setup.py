@@ -45,6 +45,9 @@ setup(
         # ONNX export, ONNX Runtime / OpenVINO inference, INT8 (README).
         'deploy': ['onnx>=1.16', 'onnxruntime>=1.18', 'openvino>=2024.0'],
     },
+    # The deployed-model command (ssd_runtime/detect.py); also installed by
+    # runtime/pyproject.toml for ssd_runtime alone.
+    entry_points={'console_scripts': ['ssd-detect = ssd_runtime.detect:main']},
     license='Apache-2.0',
     zip_safe=False,
 )

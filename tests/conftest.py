@@ -6,7 +6,7 @@ data paths, the class count, loader sizes and the run length.
 """
 import importlib.util
 import os.path as osp
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Callable
 
 import pytest
@@ -171,3 +171,80 @@ def quickstart_leaf() -> Callable[..., str]:
         return path
 
     return leaf
+
+
+# --- a deployed model: the quickstart SSD (input 128) exported to ONNX -------
+QUICKSTART_CONFIG = osp.join(REPO_ROOT, 'configs', 'quickstart',
+                             'ssd_shapes.py')
+
+
+def sample_images():
+    """BGR: a photograph (matplotlib's grace_hopper.jpg, 600x512) and five
+    random non-square images."""
+    import cv2
+    import matplotlib
+    import numpy as np
+    photo = osp.join(osp.dirname(matplotlib.__file__), 'mpl-data',
+                     'sample_data', 'grace_hopper.jpg')
+    rng = np.random.default_rng(0)
+    shapes = [(240, 320), (411, 257), (128, 300), (333, 500), (97, 131)]
+    return [cv2.imread(photo)] + [
+        rng.integers(0, 256, (*s, 3), dtype=np.uint8) for s in shapes]
+
+
+def pipeline_batch(cfg, imgs):
+    """The config's test pipeline on BGR arrays, collated (mmengine)."""
+    from mmcv.transforms import Compose
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('ssd_plugin'):
+        pipeline = cfg.test_dataloader.dataset.pipeline.copy()
+        pipeline[0] = dict(type='mmdet.LoadImageFromNDArray')
+        pipeline = Compose(pipeline)
+        return pseudo_collate([pipeline(dict(img=im, img_id=i))
+                               for i, im in enumerate(imgs)])
+
+
+def spread_head(model, image) -> None:
+    """Random head weights spread to trained-like scores on ``image``:
+    class logits of std 1.5 per level, background +3, unit offsets (hundreds
+    of detections of every class and score come out)."""
+    import torch
+    head = model.bbox_head
+    inputs = model.data_preprocessor(pipeline_batch(model.cfg,
+                                                    [image]))['inputs']
+    with torch.no_grad():
+        feats = model.extract_feat(inputs)
+        for feat, cls, reg in zip(feats, head.cls_convs, head.reg_convs):
+            for conv, std in ((cls, 1.5), (reg, 1.)):
+                conv.bias.zero_()
+                conv.weight.mul_(std / conv(feat).std())
+            cls.bias[head.cls_out_channels - 1::head.cls_out_channels] = 3.
+
+
+@pytest.fixture(scope='session')
+def quickstart_onnx(tmp_path_factory):
+    """The quickstart model with :func:`spread_head` weights, exported by
+    ``tools/deployment/export_onnx.py``: ``model`` (torch, eval),
+    ``checkpoint``, ``end2end`` (float input), ``raw``, ``uint8``
+    (end2end, uint8 BGR input). Tests must not modify the files."""
+    import torch
+    from mmdet.apis import init_detector
+    folder = tmp_path_factory.mktemp('deploy')
+    torch.manual_seed(0)
+    model = init_detector(QUICKSTART_CONFIG, None, device='cpu').eval()
+    spread_head(model, sample_images()[0])
+    checkpoint = str(folder / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(dataset_meta=dict(
+                        classes=model.cfg.metainfo.classes))), checkpoint)
+    model = init_detector(QUICKSTART_CONFIG, checkpoint, device='cpu').eval()
+    tool = load_tool('deployment/export_onnx.py')
+    files = {name: str(folder / f'{name}.onnx')
+             for name in ('end2end', 'raw', 'uint8')}
+    meta = tool.main([QUICKSTART_CONFIG, checkpoint, files['end2end']])
+    assert meta['ssd_plugin.input_size'] == '128,128'
+    tool.main([QUICKSTART_CONFIG, checkpoint, files['raw'], '--mode', 'raw'])
+    tool.main([QUICKSTART_CONFIG, checkpoint, files['uint8'], '--input',
+               'uint8'])
+    return SimpleNamespace(model=model, checkpoint=checkpoint, **files)

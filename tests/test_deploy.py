@@ -8,20 +8,15 @@ the exported models must give >= 99% identical detections (IoU > 0.99,
 same label, |score difference| < 1e-3) on a photograph and random
 non-square images, at batch 1 and 4.
 """
-import os.path as osp
-
 import cv2
-import matplotlib
 import numpy as np
 import pytest
 import torch
-from mmcv.transforms import Compose
-from mmdet.apis import inference_detector, init_detector
+from mmdet.apis import inference_detector
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
-from mmengine.registry import DefaultScope
 
-from conftest import load_tool
+from conftest import (QUICKSTART_CONFIG, load_tool, pipeline_batch,
+                      sample_images)
 from ssd_plugin.deploy import DeployedDetector, bf16_network, read_metadata
 from ssd_plugin.deploy.backends import build_session
 from ssd_plugin.deploy.export import End2EndSSD, deploy_test_cfg
@@ -30,65 +25,21 @@ from ssd_plugin.utils.benchmark import detection_agreement
 
 onnx = pytest.importorskip('onnx', reason='the deploy extra')
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(REPO_ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
-PHOTO = osp.join(osp.dirname(matplotlib.__file__), 'mpl-data',
-                 'sample_data', 'grace_hopper.jpg')
+CONFIG = QUICKSTART_CONFIG
 BACKENDS = ('onnxruntime', 'openvino')
+images = sample_images  # the photograph and five random non-square images
+_batch = pipeline_batch
 
 
 def _load_tool(name: str):
     return load_tool(f'deployment/{name}.py')
 
 
-def images():
-    """BGR: the photograph (600x512) and five random non-square images."""
-    rng = np.random.default_rng(0)
-    shapes = [(240, 320), (411, 257), (128, 300), (333, 500), (97, 131)]
-    return [cv2.imread(PHOTO)] + [
-        rng.integers(0, 256, (*s, 3), dtype=np.uint8) for s in shapes]
-
-
-def spread_head(model, image: np.ndarray) -> None:
-    """Class logits of std 1.5 per level, background +3, unit offsets."""
-    head = model.bbox_head
-    inputs = model.data_preprocessor(_batch(model.cfg, [image]))['inputs']
-    with torch.no_grad():
-        feats = model.extract_feat(inputs)
-        for feat, cls, reg in zip(feats, head.cls_convs, head.reg_convs):
-            for conv, std in ((cls, 1.5), (reg, 1.)):
-                conv.bias.zero_()
-                conv.weight.mul_(std / conv(feat).std())
-            cls.bias[head.cls_out_channels - 1::head.cls_out_channels] = 3.
-
-
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    """``(torch model, config path, end2end .onnx, raw .onnx)``."""
-    folder = tmp_path_factory.mktemp('deploy')
-    torch.manual_seed(0)
-    model = init_detector(CONFIG, None, device='cpu').eval()
-    spread_head(model, images()[0])
-    checkpoint = str(folder / 'model.pth')
-    torch.save(dict(state_dict=model.state_dict(),
-                    meta=dict(dataset_meta=dict(
-                        classes=model.cfg.metainfo.classes))), checkpoint)
-    model = init_detector(CONFIG, checkpoint, device='cpu').eval()
-    tool = _load_tool('export_onnx')
-    end2end, raw = str(folder / 'e2e.onnx'), str(folder / 'raw.onnx')
-    meta = tool.main([CONFIG, checkpoint, end2end])
-    assert meta['ssd_plugin.input_size'] == '128,128'
-    tool.main([CONFIG, checkpoint, raw, '--mode', 'raw'])
-    return model, end2end, raw
-
-
-def _batch(cfg, imgs):
-    with DefaultScope.overwrite_default_scope('ssd_plugin'):
-        pipeline = cfg.test_dataloader.dataset.pipeline.copy()
-        pipeline[0] = dict(type='mmdet.LoadImageFromNDArray')
-        pipeline = Compose(pipeline)
-        return pseudo_collate([pipeline(dict(img=im, img_id=i))
-                               for i, im in enumerate(imgs)])
+def exported(quickstart_onnx):
+    """``(torch model, end2end .onnx, raw .onnx)`` (conftest's export)."""
+    return (quickstart_onnx.model, quickstart_onnx.end2end,
+            quickstart_onnx.raw)
 
 
 def _agreement(reference, results):
@@ -100,9 +51,15 @@ def _agreement(reference, results):
     return matched / total, total
 
 
-def test_end2end_graph_in_torch_is_the_heads_inference(exported):
+# 1000: the pairs among the best boxes (P = 1524); 3000: among all boxes;
+# -1: every pair (no nms_pre).
+@pytest.mark.parametrize('nms_pre', [1000, 3000, -1])
+def test_end2end_graph_in_torch_is_the_heads_inference(exported, nms_pre,
+                                                       monkeypatch):
     """The graph's fixed-shape selection, run eagerly, against the head."""
     model = exported[0]
+    monkeypatch.setattr(model.bbox_head, 'test_cfg', dict(
+        model.bbox_head.test_cfg, nms_pre=nms_pre))
     wrapper = End2EndSSD(model, (128, 128)).eval()
     inputs = torch.randn(3, 3, 128, 128)
     metas = [dict(img_shape=(128, 128), scale_factor=(1., 1.),

@@ -1,4 +1,5 @@
-"""Tests of the synthetic shapes generator (ssd_plugin.testing.shapes).
+"""Tests of the synthetic shapes generator (ssd_plugin.testing.shapes) and
+its video (ssd_plugin.testing.shapes_video).
 
 Expected values come from hand geometry, from pycocotools / ElementTree
 reading the files back, and from the drawn pixels themselves.
@@ -19,6 +20,7 @@ from ssd_plugin.testing.shapes import (SHAPE_CLASSES, draw_image,
                                         make_shapes, mask_to_xywh,
                                         overlap_over_smaller, shape_mask,
                                         shape_polygon, textured_background)
+from ssd_plugin.testing.shapes_video import make_shapes_video
 
 
 def _load_cli():
@@ -216,3 +218,68 @@ def test_cli_writes_both_layouts_with_progress_bar(tmp_path, capsys):
     assert osp.isfile(tmp_path / 'annotations' / 'instances_val.json')
     assert osp.isfile(tmp_path / 'VOCdevkit' / 'VOC2012' / 'JPEGImages' /
                       '2012_000001.jpg')
+
+
+# --- the video of moving shapes ---------------------------------------------
+def _read_video(path):
+    capture = cv2.VideoCapture(path)
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames, capture.get(cv2.CAP_PROP_FPS)
+        frames.append(frame)
+
+
+@pytest.mark.parametrize('suffix', ['.mp4', '.avi'])
+def test_video_frames_and_boxes(tmp_path, suffix):
+    path = str(tmp_path / 'sub' / f'shapes{suffix}')
+    result = make_shapes_video(path, num_frames=10, frame_size=(96, 64),
+                               fps=12, num_objects=3, seed=1)
+    frames, fps = _read_video(path)
+    assert len(frames) == 10 and fps == 12
+    assert frames[0].shape == (64, 96, 3)
+    assert len(result['boxes']) == 10
+    for boxes in result['boxes']:
+        assert len(boxes) == 3
+        for label, (x, y, w, h) in boxes:
+            assert 0 <= label < len(SHAPE_CLASSES)
+            assert 0 <= x and x + w <= 96 and 0 <= y and y + h <= 64
+    # Shapes move: the first shape's box is not where it started.
+    assert result['boxes'][0][0][1] != result['boxes'][-1][0][1]
+    again = make_shapes_video(str(tmp_path / f'again{suffix}'), num_frames=10,
+                              frame_size=(96, 64), fps=12, num_objects=3,
+                              seed=1)
+    assert again['boxes'] == result['boxes']
+
+
+def test_video_without_shapes_is_the_background(tmp_path):
+    path = str(tmp_path / 'empty.avi')
+    result = make_shapes_video(path, num_frames=3, frame_size=(48, 40),
+                               num_objects=0)
+    frames, _ = _read_video(path)
+    assert result['boxes'] == [[], [], []] and len(frames) == 3
+    # Motion JPEG is lossy: consecutive frames of one image differ little.
+    assert np.abs(frames[0].astype(int) - frames[2]).mean() < 1
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(path='v.gif'), r"v\.gif'"),
+    (dict(num_frames=0), 'num_frames=0'),
+    (dict(frame_size=(16, 64)), r'frame_size=\(16, 64\)'),
+    (dict(num_objects=-1), 'num_objects=-1'),
+])
+def test_video_bad_arguments_name_the_value(tmp_path, kwargs, match):
+    kwargs.setdefault('path', 'v.mp4')
+    kwargs['path'] = str(tmp_path / kwargs['path'])
+    with pytest.raises(ValueError, match=match):
+        make_shapes_video(**kwargs)
+
+
+def test_cli_video(tmp_path, capsys):
+    path = tmp_path / 'shapes.mp4'
+    _load_cli().main([str(path), '--video', '--num-frames', '4',
+                      '--frame-size', '80', '48', '--max-objects', '2'])
+    assert 'shapes.mp4 (4 frames, 80x48, 30 FPS)' in capsys.readouterr().out
+    frames, _ = _read_video(str(path))
+    assert len(frames) == 4 and frames[0].shape == (48, 80, 3)

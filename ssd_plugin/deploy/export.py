@@ -11,172 +11,59 @@ max_per_img``, best first, rows past an image's detections all zero.
 ``raw`` stops before post-processing: ``cls_logits`` ``(N, P, C + 1)``,
 ``bbox_deltas`` ``(N, P, 4)`` and ``priors`` ``(P, 4)``.
 
+The input is one of two formats (:mod:`ssd_runtime.metadata`): ``float32
+(N, 3, H, W)``, the data preprocessor's output (the default: mmdeploy's
+convention, what programs written for float exports feed, and what the
+``raw`` graph's users compare with the torch network), or ``uint8 (N, H,
+W, 3)`` BGR, the resized image as OpenCV gives it, with the channel swap,
+``(x - mean) / std`` and NHWC -> NCHW inside the graph, in the data
+preprocessor's order and precision: a deployed program then only resizes
+(``ssd_runtime``), and no float copy of the image crosses into the backend.
+Every fact a program needs to prepare the input is in ``metadata_props``.
+
 The batch is dynamic, the input ``H x W`` static: the default boxes are
 constants of that size, and torch's exporter gets ceil-mode pooling wrong
 with dynamic sizes (pytorch #113155). Both backends reject another size;
 the size is also stored in the model's ``metadata_props`` (:data:`META`) for
-:class:`ssd_plugin.deploy.DeployedDetector` to check and to say why.
+:class:`ssd_plugin.deploy.DeployedDetector` and ``ssd_runtime`` to check and
+to say why.
+
+The selection is in :mod:`ssd_plugin.deploy.selection`; the uint8 input and
+the checks of the config's test pipeline in
+:mod:`ssd_plugin.deploy.graph_input`.
 
 Shape shorthand: ``N`` images, ``P`` default boxes, ``C`` object classes
-(background is index ``C`` of the logits, mmdet's convention), ``M`` boxes
-kept by NMS, ``K`` detections per image.
+(background is index ``C`` of the logits, mmdet's convention), ``K``
+detections per image.
 """
 import copy
-import json
 import warnings
 from typing import Dict, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
-from mmcv.ops import batched_nms
-from mmcv.transforms import Compose
 from mmdet.structures.bbox import get_box_tensor
-from mmdet.utils import get_test_pipeline_cfg
-from mmengine.config import Config, ConfigDict
-from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
+from mmengine.config import Config
 from torch import Tensor, nn
 
+from ssd_plugin.deploy.graph_input import (Uint8Input,
+                                           check_runtime_preprocessing,
+                                           config_input_size, normalisation,
+                                           resize_interpolation)
+from ssd_plugin.deploy.selection import (NonMaxSuppression, deploy_test_cfg,
+                                         select_detections)
 from ssd_plugin.models.ssd_head import flatten_levels
-from ssd_plugin.registry import MODELS
 from ssd_plugin.version import __version__
+# META (the metadata_props keys) is re-exported: importable from here too.
+from ssd_runtime.metadata import (FLOAT_NCHW, INPUT_FORMATS, META, UINT8_BGR,
+                                  ModelInfo)
+
+__all__ = ['End2EndSSD', 'META', 'NonMaxSuppression', 'OPSET',
+           'OUTPUT_NAMES', 'Uint8Input', 'config_input_size',
+           'deploy_test_cfg', 'export_onnx', 'select_detections']
 
 OPSET = 17
-# metadata_props keys; their presence marks a model as exported by us.
-META = dict(mode='ssd_plugin.mode', input_size='ssd_plugin.input_size',
-            num_classes='ssd_plugin.num_classes',
-            test_cfg='ssd_plugin.test_cfg', classes='ssd_plugin.classes',
-            version='ssd_plugin.version')
 OUTPUT_NAMES = dict(end2end=('dets', 'labels'),
                     raw=('cls_logits', 'bbox_deltas', 'priors'))
-
-
-class NonMaxSuppression(torch.autograd.Function):
-    """ONNX's ``NonMaxSuppression`` (opset 11): per (image, class), greedy.
-
-    Eager, mmcv's ``batched_nms`` with a group per (image, class), which
-    suppresses at IoU above ``iou_threshold`` as ONNX does; the per-class
-    cap is not applied there (our caller's ``max_per_img`` makes it moot).
-    """
-
-    @staticmethod
-    def forward(ctx, boxes: Tensor, scores: Tensor, max_per_class: int,
-                iou_threshold: float, score_threshold: float) -> Tensor:
-        """``(M, 3)`` int64 ``(image, class, box)`` of the kept boxes.
-
-        Args:
-            boxes (Tensor): ``(N, P, 4)`` x1, y1, x2, y2.
-            scores (Tensor): ``(N, C, P)``.
-            max_per_class (int): ONNX's ``max_output_boxes_per_class``.
-            iou_threshold (float): Suppress above this IoU.
-            score_threshold (float): Only boxes scoring above it compete.
-        """
-        img, cls, box = torch.nonzero(scores > score_threshold,
-                                      as_tuple=True)
-        if img.numel() == 0:
-            return scores.new_zeros((0, 3), dtype=torch.long)
-        _, keep = batched_nms(boxes[img, box], scores[img, cls, box],
-                              img * scores.size(1) + cls,
-                              dict(iou_threshold=iou_threshold))
-        return torch.stack([img[keep], cls[keep], box[keep]], 1)
-
-    @staticmethod
-    def symbolic(g, boxes, scores, max_per_class: int, iou_threshold: float,
-                 score_threshold: float):
-        """The standard op; corner boxes (``center_point_box=0``)."""
-        return g.op(
-            'NonMaxSuppression', boxes, scores,
-            g.op('Constant', value_t=torch.tensor([max_per_class])),
-            g.op('Constant', value_t=torch.tensor([iou_threshold])),
-            g.op('Constant', value_t=torch.tensor([score_threshold])),
-            center_point_box_i=0)
-
-
-def deploy_test_cfg(test_cfg: Optional[dict]) -> Dict[str, float]:
-    """The head's ``test_cfg`` as the graph bakes it in.
-
-    Args:
-        test_cfg (dict): ``score_thr``, ``nms_pre``, ``nms.iou_threshold``,
-            ``max_per_img`` and ``min_bbox_size`` as in ``SSDHead``.
-
-    Returns:
-        dict: ``score_thr``, ``nms_pre`` (<= 0: all), ``iou_threshold``,
-        ``max_per_img``, ``min_bbox_size``.
-
-    Raises:
-        ValueError: Without a ``test_cfg``, NMS or ``max_per_img``, for
-            another NMS than plain ``nms``, or a positive
-            ``min_bbox_size`` (original-image pixels, unknown to the graph).
-    """
-    if not test_cfg or 'nms' not in test_cfg or test_cfg.get(
-            'max_per_img', -1) <= 0:
-        raise ValueError(
-            f'test_cfg={test_cfg!r}: end2end export needs nms=dict(type='
-            "'nms', iou_threshold=...) and max_per_img > 0 in "
-            'model.test_cfg; use --mode raw to post-process yourself')
-    cfg = ConfigDict(test_cfg)
-    if cfg.nms.get('type', 'nms') != 'nms':
-        raise ValueError(f'test_cfg.nms.type={cfg.nms.type!r}: ONNX has '
-                         "plain NMS only; set nms=dict(type='nms', ...)")
-    if cfg.get('min_bbox_size', -1) > 0:
-        raise ValueError(
-            f'test_cfg.min_bbox_size={cfg.min_bbox_size} is in original-'
-            'image pixels, which the graph does not know; set it to 0 (drop '
-            'empty boxes) or -1 (keep all) before exporting')
-    return dict(score_thr=float(cfg.get('score_thr', 0.)),
-                nms_pre=int(cfg.get('nms_pre', -1)),
-                iou_threshold=float(cfg.nms.iou_threshold),
-                max_per_img=int(cfg.max_per_img),
-                min_bbox_size=float(cfg.get('min_bbox_size', -1)))
-
-
-def select_detections(boxes: Tensor, scores: Tensor,
-                      cfg: Dict[str, float]) -> Tuple[Tensor, Tensor]:
-    """``SSDHead.predict_by_feat``'s selection as fixed-shape tensor ops.
-
-    The ``nms_pre`` best (box, class) pairs above ``score_thr`` per image,
-    then (``min_bbox_size >= 0``) only non-empty boxes, per-class NMS, the
-    ``max_per_img`` best: the same order of steps as the head.
-
-    Args:
-        boxes (Tensor): ``(N, P, 4)`` decoded, clipped to the input.
-        scores (Tensor): ``(N, P, C)`` class probabilities.
-        cfg (dict): From :func:`deploy_test_cfg`.
-
-    Returns:
-        tuple[Tensor, Tensor]: ``dets`` ``(N, K, 5)`` and ``labels``
-        ``(N, K)``; rows past an image's detections are zeros.
-    """
-    num_imgs, num_boxes, num_classes = scores.shape
-    flat = scores.flatten(1)  # (N, P * C), index = box * C + label
-    # Out of the race: -1, below any probability and any threshold.
-    out = flat.new_tensor(-1.)
-    flat = torch.where(flat > cfg['score_thr'], flat, out)
-    if 0 < cfg['nms_pre'] < flat.size(1):
-        _, top = flat.topk(cfg['nms_pre'], dim=1)
-        chosen = torch.zeros_like(flat).scatter(1, top, 1.) > 0
-        flat = torch.where(chosen, flat, out)
-    cand = flat.view(num_imgs, num_boxes, num_classes)
-    if cfg['min_bbox_size'] >= 0:
-        wh = boxes[..., 2:] - boxes[..., :2]
-        big = (wh > cfg['min_bbox_size']).all(-1, keepdim=True)
-        cand = torch.where(big, cand, out)
-    cand = cand.transpose(1, 2).contiguous()  # (N, C, P) as ONNX's NMS
-    kept = NonMaxSuppression.apply(boxes, cand, cfg['max_per_img'],
-                                   cfg['iou_threshold'],
-                                   max(cfg['score_thr'], 0.))
-    index = (kept[:, 0] * num_classes + kept[:, 1]) * num_boxes + kept[:, 2]
-    keep = torch.zeros_like(cand).flatten().scatter(0, index, 1.)
-    final = torch.where(keep.view_as(cand) > 0, cand, cand.new_zeros(()))
-    k = min(cfg['max_per_img'], num_classes * num_boxes)
-    top_scores, top = final.flatten(1).topk(k, dim=1)  # index c * P + p
-    box_inds = top % num_boxes
-    found = top_scores > 0  # (N, K); explicit casts: ONNX has no bool Mul
-    dets = torch.gather(boxes, 1, box_inds[..., None].expand(-1, -1, 4))
-    dets = torch.cat([dets, top_scores[..., None]], -1) * found[
-        ..., None].to(dets.dtype)
-    labels = torch.div(top, num_boxes, rounding_mode='floor') * found.long()
-    return dets, labels
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -193,26 +80,42 @@ class End2EndSSD(nn.Module):
             ``SSDHead``, in eval mode.
         input_size (tuple[int, int]): ``(H, W)`` of the network input.
         mode (str): ``'end2end'`` or ``'raw'``.
+        input_format (str): ``FLOAT_NCHW`` (default) or ``UINT8_BGR``
+            (:class:`Uint8Input` first, from the detector's data
+            preprocessor).
 
     Raises:
-        ValueError: On another ``mode`` or a ``test_cfg`` the graph cannot
-            hold (:func:`deploy_test_cfg`, end2end only).
+        ValueError: On another ``mode`` or ``input_format``, or a
+            ``test_cfg`` the graph cannot hold (:func:`deploy_test_cfg`,
+            end2end only).
     """
 
     def __init__(self, detector: nn.Module, input_size: Tuple[int, int],
-                 mode: str = 'end2end') -> None:
+                 mode: str = 'end2end', input_format: str = FLOAT_NCHW
+                 ) -> None:
         super().__init__()
         if mode not in OUTPUT_NAMES:
             raise ValueError(f'mode={mode!r}; use one of '
                              f'{sorted(OUTPUT_NAMES)}')
+        if input_format not in INPUT_FORMATS:
+            raise ValueError(f'input_format={input_format!r}; use one of '
+                             f'{INPUT_FORMATS}')
         self.detector = detector
-        self.mode = mode
+        self.mode, self.input_format = mode, input_format
         self.input_size = tuple(int(s) for s in input_size)
+        self.normalise = Uint8Input(input_size, **normalisation(detector)) \
+            if input_format == UINT8_BGR else None
         head = detector.bbox_head
         self.cfg = deploy_test_cfg(head.test_cfg) if mode == 'end2end' \
             else None
         # A persistent buffer: the tracer sees those, and raw mode outputs it.
         self.register_buffer('priors', self._priors())
+
+    def example_input(self) -> Tensor:
+        """A zero input of ``input_format`` at batch 1, for tracing."""
+        if self.input_format == UINT8_BGR:
+            return torch.zeros(1, *self.input_size, 3, dtype=torch.uint8)
+        return torch.zeros(1, 3, *self.input_size)
 
     def _priors(self) -> Tensor:
         """``(P, 4)`` default boxes of the maps at ``input_size``, on the
@@ -228,7 +131,9 @@ class End2EndSSD(nn.Module):
         return torch.cat([get_box_tensor(p) for p in priors])
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
-        """``(N, 3, H, W)`` preprocessed input to the outputs of ``mode``."""
+        """An input of ``input_format`` to the outputs of ``mode``."""
+        if self.normalise is not None:
+            inputs = self.normalise(inputs)
         head = self.detector.bbox_head
         cls_scores, bbox_preds = head(self.detector.extract_feat(inputs))
         logits = flatten_levels(cls_scores, head.cls_out_channels)
@@ -247,37 +152,11 @@ class End2EndSSD(nn.Module):
         return select_detections(boxes, scores, self.cfg)
 
 
-def config_input_size(cfg: Config) -> Tuple[int, int]:
-    """``(H, W)`` the config's test pipeline and preprocessor feed the net.
-
-    Two images of different shapes go through both; SSD's pipeline resizes
-    every image to the same input (``Resize(keep_ratio=False)``).
-
-    Raises:
-        ValueError: If the two inputs differ in size.
-    """
-    init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
-    pipeline = copy.deepcopy(get_test_pipeline_cfg(cfg))
-    pipeline[0].type = 'mmdet.LoadImageFromNDArray'
-    transform = Compose(pipeline)
-    preprocessor = MODELS.build(cfg.model.data_preprocessor)
-    sizes = []
-    for shape in ((480, 640, 3), (500, 333, 3)):
-        sample = transform(dict(img=np.zeros(shape, np.uint8), img_id=0))
-        with torch.no_grad():
-            batch = preprocessor(pseudo_collate([sample]), False)
-        sizes.append(tuple(batch['inputs'].shape[-2:]))
-    if sizes[0] != sizes[1]:
-        raise ValueError(
-            f'the test pipeline turns 480x640 and 500x333 images into '
-            f'{sizes[0]} and {sizes[1]} inputs; ONNX export needs one fixed '
-            "size: Resize(scale=..., keep_ratio=False) as SSD's configs")
-    return sizes[0]
-
-
 def export_onnx(detector: nn.Module, path: str,
                 input_size: Tuple[int, int], mode: str = 'end2end',
-                classes: Optional[Sequence[str]] = None) -> Dict[str, str]:
+                classes: Optional[Sequence[str]] = None,
+                input_format: str = FLOAT_NCHW,
+                cfg: Optional[Config] = None) -> Dict[str, str]:
     """Export ``detector`` to ``path``, check it, record its metadata.
 
     The graph is traced from an eval-mode CPU copy of ``detector``: the
@@ -292,13 +171,33 @@ def export_onnx(detector: nn.Module, path: str,
         input_size (tuple[int, int]): ``(H, W)`` of the network input.
         mode (str): ``'end2end'`` (default) or ``'raw'``.
         classes (Sequence[str], optional): Class names to store.
+        input_format (str): ``FLOAT_NCHW`` (default) or ``UINT8_BGR``
+            (module docstring).
+        cfg (Config, optional): The detector's config, for the resize's
+            interpolation and :func:`check_runtime_preprocessing`; None:
+            ``detector.cfg`` (``init_detector`` sets it), else bilinear,
+            unchecked.
 
     Returns:
         dict[str, str]: The ``metadata_props`` written (:data:`META`).
+
+    Raises:
+        ValueError: See :class:`End2EndSSD` and
+            :func:`check_runtime_preprocessing`.
     """
     import onnx  # the deploy extra; checked by the caller's import
+    cfg = cfg if cfg is not None else getattr(detector, 'cfg', None)
     cpu_copy = copy.deepcopy(detector).cpu().eval()
-    wrapper = End2EndSSD(cpu_copy, input_size, mode).eval()
+    wrapper = End2EndSSD(cpu_copy, input_size, mode, input_format).eval()
+    info = ModelInfo(
+        mode=mode, input_size=wrapper.input_size,
+        num_classes=detector.bbox_head.num_classes, test_cfg=wrapper.cfg,
+        classes=list(classes or []), version=__version__,
+        input_format=input_format,
+        interpolation=resize_interpolation(cfg) if cfg else 'bilinear',
+        **normalisation(detector))
+    if cfg is not None:
+        check_runtime_preprocessing(cfg, info)
     names = OUTPUT_NAMES[mode]
     dynamic = {'input': {0: 'batch'}}
     dynamic.update({n: {0: 'batch'} for n in names if n != 'priors'})
@@ -307,17 +206,10 @@ def export_onnx(detector: nn.Module, path: str,
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
         torch.onnx.export(
-            wrapper, (torch.zeros(1, 3, *wrapper.input_size), ), path,
+            wrapper, (wrapper.example_input(), ), path,
             dynamo=False, opset_version=OPSET, input_names=['input'],
             output_names=list(names), dynamic_axes=dynamic)
-    meta = {
-        META['mode']: mode,
-        META['input_size']: '{},{}'.format(*wrapper.input_size),
-        META['num_classes']: str(detector.bbox_head.num_classes),
-        META['test_cfg']: json.dumps(wrapper.cfg),
-        META['classes']: json.dumps(list(classes or [])),
-        META['version']: __version__,
-    }
+    meta = info.props()
     model = onnx.load(path)
     onnx.helper.set_model_props(model, meta)
     onnx.checker.check_model(model)

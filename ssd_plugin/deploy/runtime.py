@@ -9,9 +9,12 @@ as on the torch model: the config's test pipeline resizes the image, the
 graph detects in input pixels, and the boxes are clipped to ``img_shape``
 and mapped back to the original image with ``scale_factor``, as
 ``SSDHead.predict_by_feat(rescale=True)`` does.
+
+The session, the metadata and the mapping back are ``ssd_runtime``'s (the
+torch-free runtime): the same code as its ``Detector``, so both give the
+same detections.
 """
-import json
-import os.path as osp
+from dataclasses import asdict
 from typing import Dict, List, Optional, Union
 
 import numpy as np
@@ -19,12 +22,20 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.model import BaseModel
+from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ssd_plugin.deploy.backends import build_session, import_backend
-from ssd_plugin.deploy.export import META
 from ssd_plugin.registry import MODELS
+from ssd_runtime.backends import build_session
+from ssd_runtime.detections import to_original
+from ssd_runtime.metadata import (UINT8_BGR, ModelInfo, parse_metadata,
+                                  read_model_info)
+from ssd_runtime.preprocess import to_uint8
+
+
+def _as_dict(info: ModelInfo) -> Dict[str, object]:
+    return dict(asdict(info), classes=list(info.classes))
 
 
 def read_metadata(path: str) -> Dict[str, object]:
@@ -34,35 +45,42 @@ def read_metadata(path: str) -> Dict[str, object]:
         path (str): ``.onnx`` file.
 
     Returns:
-        dict: ``mode`` (str), ``input_size`` ``(H, W)``, ``num_classes``,
-        ``test_cfg`` (dict or None), ``classes`` (list), ``version``.
+        dict: The fields of :class:`ssd_runtime.metadata.ModelInfo`:
+        ``mode`` (str), ``input_size`` ``(H, W)``, ``num_classes``,
+        ``test_cfg`` (dict or None), ``classes`` (list), ``version``,
+        ``input_format``, ``interpolation``, ``channel_order``, ``mean``,
+        ``std``.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
         ValueError: If it is no ONNX file or was not exported by us.
     """
-    onnx = import_backend('onnx')
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'no ONNX model at {path!r}; export one '
-                                'with tools/deployment/export_onnx.py')
-    try:
-        model = onnx.load(path, load_external_data=False)
-    except Exception as error:  # onnx raises DecodeError and others
-        raise ValueError(f'{path!r} is not an ONNX model ({error})') from error
-    props = {p.key: p.value for p in model.metadata_props}
-    if META['mode'] not in props:
-        raise ValueError(
-            f'{path!r} was not exported by ssd_plugin (no '
-            f'{META["mode"]!r} in its metadata_props, which hold '
-            f'{sorted(props)}); export the model with '
-            'tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT.onnx')
-    return dict(
-        mode=props[META['mode']],
-        input_size=tuple(int(s) for s in props[META['input_size']].split(',')),
-        num_classes=int(props[META['num_classes']]),
-        test_cfg=json.loads(props[META['test_cfg']]),
-        classes=json.loads(props[META['classes']]),
-        version=props[META['version']])
+    return _as_dict(read_model_info(path))
+
+
+def network_to_graph_input(inputs: np.ndarray,
+                           info: ModelInfo) -> np.ndarray:
+    """The data preprocessor's output as the graph's input format.
+
+    A float graph takes it as is. For a uint8 graph the normalisation is
+    undone: ``x * std + mean`` (``x`` came from integer pixels, so the
+    rounding recovers them exactly), channels back to BGR, NCHW -> NHWC.
+
+    Args:
+        inputs (np.ndarray): ``(N, 3, H, W)`` float32 network input.
+        info (ModelInfo): The export's facts.
+
+    Returns:
+        np.ndarray: ``(N, 3, H, W)`` float32 or ``(N, H, W, 3)`` uint8 BGR.
+    """
+    if info.input_format != UINT8_BGR:
+        return inputs
+    mean = np.asarray(info.mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(info.std, np.float32).reshape(1, 3, 1, 1)
+    pixels = inputs * std + mean
+    if info.channel_order == 'rgb':
+        pixels = pixels[:, ::-1]
+    return np.ascontiguousarray(to_uint8(pixels).transpose(0, 2, 3, 1))
 
 
 def to_instances(dets: np.ndarray, labels: np.ndarray,
@@ -78,18 +96,14 @@ def to_instances(dets: np.ndarray, labels: np.ndarray,
 
     Returns:
         InstanceData: ``bboxes`` ``(D, 4)`` in the original image,
-        ``scores`` ``(D,)``, ``labels`` ``(D,)``, best first.
+        ``scores`` ``(D,)``, ``labels`` ``(D,)``, best first
+        (:func:`ssd_runtime.detections.to_original`).
     """
-    found = dets[:, 4] > 0
-    boxes = torch.from_numpy(np.ascontiguousarray(dets[found, :4]))
-    height, width = meta['img_shape'][:2]
-    boxes = torch.min(boxes.clamp(min=0),
-                      boxes.new_tensor([width, height, width, height]))
-    inverse = [1 / s for s in meta['scale_factor']]
-    boxes = boxes * boxes.new_tensor(inverse * 2)
-    return InstanceData(bboxes=boxes,
-                        scores=torch.from_numpy(dets[found, 4].copy()),
-                        labels=torch.from_numpy(labels[found].copy()))
+    boxes, scores, labels = to_original(dets, labels, meta['img_shape'],
+                                        meta['scale_factor'])
+    return InstanceData(bboxes=torch.from_numpy(boxes),
+                        scores=torch.from_numpy(scores),
+                        labels=torch.from_numpy(labels))
 
 
 class DeployedDetector(BaseModel):
@@ -108,6 +122,10 @@ class DeployedDetector(BaseModel):
         FileNotFoundError, ValueError: See :func:`read_metadata`; also a
             ``raw`` export (no detections to return).
         ImportError: If the backend is not installed (names the extra).
+
+    An export with a uint8 input (``export_onnx.py --input uint8``) runs
+    too: the normalised batch is turned back into the resized BGR pixels
+    (:func:`network_to_graph_input`).
     """
 
     def __init__(self, model_path: str, config: Union[str, Config],
@@ -115,9 +133,15 @@ class DeployedDetector(BaseModel):
                  num_threads: Optional[int] = None) -> None:
         cfg = config if isinstance(config, Config) else Config.fromfile(
             config)
+        # As mmdet's init_detector: inference_detector builds the test
+        # pipeline's unscoped names (PackDetInputs) in the default scope.
+        init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
         super().__init__(
             data_preprocessor=MODELS.build(cfg.model.data_preprocessor))
-        self.meta = read_metadata(model_path)
+        self.session = build_session(model_path, backend, precision,
+                                     num_threads)
+        self.info = parse_metadata(self.session.props, model_path)
+        self.meta = _as_dict(self.info)
         if self.meta['mode'] != 'end2end':
             raise ValueError(
                 f'{model_path!r} is a {self.meta["mode"]!r} export (network '
@@ -126,8 +150,6 @@ class DeployedDetector(BaseModel):
         self.cfg = cfg  # read by mmdet's inference_detector
         self.dataset_meta = dict(classes=tuple(self.meta['classes']))
         self.backend, self.precision = backend, precision
-        self.session = build_session(model_path, backend, precision,
-                                     num_threads)
 
     def forward(self, inputs: Tensor,
                 data_samples: Optional[List[DetDataSample]] = None,
@@ -161,7 +183,8 @@ class DeployedDetector(BaseModel):
                 'exported with, or export it again from this config')
         # A Runner may have moved the model (and so the preprocessor's
         # output) to CUDA; the backends read host memory.
-        array = inputs.detach().cpu().float().contiguous().numpy()
+        array = network_to_graph_input(
+            inputs.detach().cpu().float().contiguous().numpy(), self.info)
         dets, labels = self.session(array)[:2]
         for index, sample in enumerate(data_samples):
             sample.pred_instances = to_instances(

@@ -28,6 +28,7 @@ from ssd_plugin.utils.benchmark import (MMDET_SSD300, SAMPLE_DIR,
                                         add_timing_args, check_timing,
                                         detection_agreement, read_images,
                                         report, time_interleaved)
+from ssd_plugin.utils.benchmark import calibrate_head as scale_head
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OUR_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
@@ -52,30 +53,26 @@ def load_images(paths: Sequence[str], num_random: int,
     return images
 
 
-def _probe_features(model: nn.Module, image: np.ndarray) -> List[torch.Tensor]:
-    """Feature maps of ``image`` resized to 300x300, mean subtracted."""
+def _probe_input(image: np.ndarray) -> torch.Tensor:
+    """``(1, 3, 300, 300)``: ``image`` resized to 300x300, RGB, mean
+    subtracted (both configs' preprocessing)."""
     rgb = cv2.resize(image, (300, 300))[..., ::-1].astype(np.float32)
     tensor = torch.from_numpy(rgb - np.float32(RGB_MEAN)).permute(2, 0, 1)
+    return tensor[None].contiguous()
+
+
+def _probe_features(model: nn.Module, image: np.ndarray) -> List[torch.Tensor]:
+    """Feature maps of :func:`_probe_input`."""
     with torch.no_grad():
-        return list(model.extract_feat(tensor[None].contiguous()))
+        return list(model.extract_feat(_probe_input(image)))
 
 
 def calibrate_head(model: nn.Module, image: np.ndarray, logit_std: float,
                    background_bias: float) -> None:
-    """Rescale mmdet's random SSD head in place to trained-like scores
-    (random weights score every box about ``1 / 81``: NMS would see tens of
-    thousands). Per level the class logits on ``image`` get standard deviation
-    ``logit_std`` and zero bias but ``background_bias`` on the background
-    (index ``C`` of ``C + 1``), the offsets unit deviation."""
-    head = model.bbox_head
-    scores = head.cls_out_channels
-    feats = _probe_features(model, image)
-    with torch.no_grad():
-        for feat, cls, reg in zip(feats, head.cls_convs, head.reg_convs):
-            for conv, std in ((cls[-1], logit_std), (reg[-1], 1.0)):
-                conv.bias.zero_()
-                conv.weight.mul_(std / conv(feat).std().clamp(min=1e-12))
-            cls[-1].bias[scores - 1::scores] = background_bias
+    """Rescale mmdet's random SSD head in place to trained-like scores on
+    ``image`` (``ssd_plugin.utils.benchmark.calibrate_head``): random weights
+    score every box about ``1 / 81``, so NMS would see tens of thousands."""
+    scale_head(model, _probe_input(image), logit_std, background_bias)
 
 
 def count_candidates(model: nn.Module, images: Sequence[np.ndarray],

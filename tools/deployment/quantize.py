@@ -8,7 +8,9 @@ Usage::
 Calibrates activation ranges on ``--num-images`` images of the config's
 train set passed through its test pipeline, or of the images in ``DIR``
 (no annotations needed); weights per channel (``ssd_plugin.deploy.quantize``).
-Run the result as any export: ``test_deployed.py CONFIG OUT.onnx --backend
+A uint8-input export (``export_onnx.py --input uint8``) is calibrated on the
+same images as the graph takes them (resized BGR pixels). Run the result as
+any export: ``test_deployed.py CONFIG OUT.onnx --backend
 onnxruntime`` or ``--backend openvino``.
 """
 import argparse
@@ -19,7 +21,8 @@ from mmengine.config import Config
 
 from ssd_plugin.deploy.quantize import (calibration_inputs,
                                         quantize_int8)
-from ssd_plugin.deploy.runtime import read_metadata
+from ssd_plugin.deploy.runtime import network_to_graph_input
+from ssd_runtime.metadata import read_model_info
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -37,10 +40,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Calibrate, quantize, write ``out``; return the nodes quantized."""
     args = parse_args(argv)
-    read_metadata(args.model)  # ours, or a clear error
+    info = read_model_info(args.model)  # ours, or a clear error
     cfg = Config.fromfile(args.config)
     start = time.perf_counter()
-    inputs = calibration_inputs(cfg, args.num_images, args.images)
+    inputs = [network_to_graph_input(x, info) for x in calibration_inputs(
+        cfg, args.num_images, args.images)]
     nodes = quantize_int8(args.model, args.out, inputs)
     print(f'[quantize] {args.out}: {nodes} network nodes INT8, calibrated '
           f'on {len(inputs)} images in {time.perf_counter() - start:.0f} s')
