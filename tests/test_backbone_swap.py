@@ -189,8 +189,11 @@ def test_r50_neck_is_nvidias_extra_layers():
                 expected.append(block(expected[-1]))
         assert len(outs) == 6
         for out, exp in zip(outs, expected):
-            # Sums over up to 1024 * 9 terms: float32 order differences.
-            torch.testing.assert_close(out, exp, rtol=1e-4, atol=1e-4)
+            # Sums over up to 1024 * 9 terms: float32 order differences
+            # (channels-last vs contiguous kernels), which train-mode BN on
+            # the last maps (1x1 and 3x3: 2 and 18 values per channel)
+            # divides by a small deviation.
+            torch.testing.assert_close(out, exp, rtol=1e-4, atol=5e-4)
 
 
 def lite_mmdet_neck() -> nn.Module:
