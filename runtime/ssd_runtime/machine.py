@@ -69,6 +69,19 @@ def isa_caps(environ: Optional[Mapping[str, str]] = None) -> List[str]:
     return caps
 
 
+def visible_flags(cpuinfo: Optional[Dict[str, object]] = None,
+                  environ: Optional[Mapping[str, str]] = None
+                  ) -> Optional[List[str]]:
+    """The :data:`FLAGS` the kernels see: ``/proc/cpuinfo``'s, less all but
+    ``avx2`` under the CPUID mask (``SSD_CPUID_MASK=avx2``); None if unknown.
+    """
+    flags = (cpuinfo or read_cpuinfo())['flags']
+    environ = os.environ if environ is None else environ
+    if flags is not None and environ.get(CAPS[-1]) == 'avx2':
+        flags = [flag for flag in flags if flag == 'avx2']
+    return flags
+
+
 def module_versions(names: Iterable[str]) -> Dict[str, str]:
     """``__version__`` of each module in ``names`` (imported), or
     ``'not installed'``; OpenCV is ``cv2``."""
@@ -126,5 +139,6 @@ def describe_machine(threads: Optional[int] = None,
                                             for x in os.getloadavg())
     except OSError:  # not available on this platform
         load = ''
-    return (f'CPU: {info["model"]}, {info["logical_cpus"]} logical CPUs; '
-            f'{flags}; threads: {used}{load}; {versions}')
+    text = (f'CPU: {info["model"]}, {info["logical_cpus"]} logical CPUs; '
+            f'{flags}; threads: {used}{load}')
+    return f'{text}; {versions}' if versions else text

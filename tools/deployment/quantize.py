@@ -8,6 +8,8 @@ Usage::
 Calibrates activation ranges on ``--num-images`` images of the config's
 train set passed through its test pipeline, or of the images in ``DIR``
 (no annotations needed); weights per channel (``ssd_plugin.deploy.quantize``).
+The file is the same for every CPU; the tool says which backend runs it
+fastest on this one (VNNI or AVX2 only, docs/quantization.md).
 Run the result as any export: ``test_deployed.py CONFIG OUT.onnx --backend
 onnxruntime`` or ``--backend openvino``.
 """
@@ -17,9 +19,10 @@ from typing import List, Optional
 
 from mmengine.config import Config
 
-from ssd_plugin.deploy.quantize import (calibration_inputs,
+from ssd_plugin.deploy.quantize import (calibration_inputs, int8_advice,
                                         quantize_int8)
 from ssd_plugin.deploy.runtime import read_metadata
+from ssd_runtime.machine import describe_machine, visible_flags
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -44,6 +47,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     nodes = quantize_int8(args.model, args.out, inputs)
     print(f'[quantize] {args.out}: {nodes} network nodes INT8, calibrated '
           f'on {len(inputs)} images in {time.perf_counter() - start:.0f} s')
+    # The file is the same for every CPU; its gain is not.
+    print(f'[quantize] on this machine ({describe_machine(modules=())}): '
+          f'{int8_advice(visible_flags())}')
     return nodes
 
 
