@@ -13,7 +13,8 @@ from ssd_plugin.deploy.quantize import int8_advice
 from ssd_runtime.machine import (describe_machine, isa_caps, read_cpuinfo,
                                  visible_flags)
 
-VNNI = read_cpuinfo('model name\t: Xeon\nflags\t\t: avx2 avx512f avx512_vnni\n')
+VNNI = read_cpuinfo(
+    'model name\t: Xeon\nflags\t\t: avx2 avx512f avx512_vnni\n')
 # CPUID.(EAX=7, ECX=0) bits, Intel SDM vol. 2A table 3-8.
 AVX512F, AVX2, SHA = 1 << 16, 1 << 5, 1 << 29
 AVX512_VNNI, AVX512_BF16, AMX_INT8 = 1 << 11, 1 << 5, 1 << 25

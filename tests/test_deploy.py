@@ -304,6 +304,12 @@ def test_int8_quantizes_the_network_only_and_stays_close(exported, int8):
             source = producers.get(node.input[0])
             assert source is None or source.name.startswith(network) or \
                 source.op_type == 'DequantizeLinear', source.name
+    # The L2 norm stays FP32: quantized only where it ends (its Div feeds
+    # the head's convs), not its norm, eps or sum.
+    sources = [producers.get(n.input[0]) for n in quantized.graph.node
+               if n.op_type == 'QuantizeLinear']
+    assert [s.op_type for s in sources if s is not None and
+            s.name.startswith('/neck/l2_norm/')] == ['Div']
     assert read_metadata(int8[0]) == read_metadata(end2end)
     imgs = images()
     reference = inference_detector(

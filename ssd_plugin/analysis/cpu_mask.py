@@ -1,4 +1,4 @@
-"""Run a program as on an AVX2-only x86 CPU: CPUID with AVX-512 and VNNI hidden.
+"""Run a program as on an AVX2-only x86 CPU: CPUID without AVX-512 and VNNI.
 
 INT8 and BF16 speed depend on the CPU's instruction sets, and each library
 picks its kernels from the ``CPUID`` instruction once, at start-up. oneDNN

@@ -84,8 +84,8 @@ def openvino_layers(path: str, inputs: np.ndarray, precision: str = 'f32',
                 continue
             kind = info.exec_type.rsplit('_', 1)[-1].lower()
             kind = 'int8' if kind in ('i8', 'u8') else kind
-            rows[(info.node_name, info.node_type, info.exec_type, kind)].append(
-                info.real_time.total_seconds() * 1e3)
+            key = (info.node_name, info.node_type, info.exec_type, kind)
+            rows[key].append(info.real_time.total_seconds() * 1e3)
     return _median_rows(rows)
 
 

@@ -39,6 +39,11 @@ from ssd_plugin.registry import DATASETS, MODELS
 # module path, e.g. '/backbone/layer1/layer1.0/conv1/Conv'.
 NETWORK_OPS = ('Conv', 'Relu', 'Clip', 'MaxPool', 'AveragePool', 'Add')
 NETWORK_SCOPES = ('/backbone/', '/neck/', '/bbox_head/')
+# FP32 inside the network: the L2 norm's ``norm + eps`` is an Add, and 8
+# bits of the norm (a per-location denominator spanning orders of magnitude)
+# would round the small norms to zero and blow their features up. Its input
+# (conv4_3's ReLU) and output (the head's conv inputs) stay quantized.
+FP32_SCOPES = ('/neck/l2_norm/', )
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
@@ -123,9 +128,11 @@ class _Reader:
 
 
 def network_nodes(model) -> List[str]:
-    """Names of the nodes of :data:`NETWORK_OPS` in the network's scope."""
+    """Names of the nodes of :data:`NETWORK_OPS` in the network's scope,
+    less :data:`FP32_SCOPES`."""
     return [n.name for n in model.graph.node
-            if n.op_type in NETWORK_OPS and n.name.startswith(NETWORK_SCOPES)]
+            if n.op_type in NETWORK_OPS and n.name.startswith(NETWORK_SCOPES)
+            and not n.name.startswith(FP32_SCOPES)]
 
 
 def inline_identities(model) -> int:

@@ -59,8 +59,9 @@ def main(argv: Optional[List[str]] = None) -> list:
     print(f'[profile] {args.model} on {args.backend}: {len(layers)} layers, '
           f'{total:.1f} ms (median of {args.runs} runs per layer)')
     for (op, precision), entry in summarize(layers).items():
+        share = 100 * entry['ms'] / total
         print(f'[profile]   {op:>20} {precision:>5}: {entry["count"]:4d} '
-              f'layers {entry["ms"]:9.2f} ms {100 * entry["ms"] / total:5.1f}%')
+              f'layers {entry["ms"]:9.2f} ms {share:5.1f}%')
     convs = convolutions(layers)
     int8 = sum(layer.precision == 'int8' for layer in convs)
     print(f'[profile] convolutions in int8: {int8} of {len(convs)}')
