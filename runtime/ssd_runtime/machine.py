@@ -137,7 +137,7 @@ def describe_machine(threads: Optional[int] = None,
     try:
         load = '; load average ' + ' '.join(f'{x:.2f}'
                                             for x in os.getloadavg())
-    except OSError:  # not available on this platform
+    except (AttributeError, OSError):  # not on Windows, or unavailable
         load = ''
     text = (f'CPU: {info["model"]}, {info["logical_cpus"]} logical CPUs; '
             f'{flags}; threads: {used}{load}')

@@ -11,8 +11,8 @@ post-processing, boxes in the original image). From our torch model:
 - ``OV FP32`` / ``OV BF16``: OpenVINO with the ``f32`` / ``bf16``
   precision hint; ``OV INT8``: the INT8 file, its FP32 parts in bf16 where
   the CPU has native bf16 (``avx512_bf16`` or AMX), else in f32: without
-  them OpenVINO emulates bf16 on AVX-512, which made the INT8 file 13%
-  slower (docs/quantization.md).
+  them OpenVINO emulates bf16 on AVX-512, slower than f32
+  (docs/quantization.md).
 """
 import os.path as osp
 import time
