@@ -368,6 +368,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_int8_on_avx2_kernels_stays_close(exported, int8, tmp_path):
     """The same check with AVX-512 and VNNI hidden from every library
     (``run_as_avx2.py``); OpenVINO's convs must then be AVX2 int8 kernels.
