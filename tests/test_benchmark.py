@@ -208,6 +208,7 @@ def test_benchmark_train_step_on_the_quickstart_config(capsys):
     assert ratios['bf16'][0] > 0
     out = capsys.readouterr().out
     assert 'batch 1' in out and '1 rounds of 1 steps' in out
+    assert out.startswith('CPU: ') and 'torch ' in out.splitlines()[0]
     assert 'round 0: float32' in out and 'x as fast as float32' in out
 
 
@@ -222,4 +223,5 @@ def test_benchmark_inference_end_to_end(bench, capsys):
               for line in out.splitlines() if 'candidates' in line]
     assert len(counts) == 2 and counts[0] == counts[1]
     assert '     mmdet: detections per image [200], 200 of 200 agree' in out
+    assert out.startswith('CPU: ') and 'threads: 1' in out.splitlines()[0]
     assert ratio > 0 and 'x as fast as mmdet' in out

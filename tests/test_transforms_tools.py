@@ -54,6 +54,7 @@ def test_benchmark_runs_both_pipelines(photo, capsys, tool):
     out = capsys.readouterr().out
     assert len(ratios) == 2 and all(r > 0 for r in ratios)
     assert 'median over 2 rounds' in out
+    assert out.startswith('CPU: ') and 'threads: 1' in out.splitlines()[0]
     assert 'mmdet' in out and 'ssd_plugin' in out
 
 

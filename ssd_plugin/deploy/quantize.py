@@ -9,6 +9,15 @@ softmax, box decoding and NMS stay FP32, since 8 bits of box coordinates
 would cost more accuracy than they save time. The result is a QDQ ONNX
 file that ONNX Runtime runs with int8 kernels and OpenVINO reads as its own
 quantized model.
+
+The file is the same for every x86 CPU; what it gains depends on the CPU
+that runs it (:func:`int8_advice`, docs/quantization.md): with VNNI
+(``vpdpbusd``) both backends run it several times faster than FP32; on an
+AVX2-only CPU the int8 kernels multiply with ``vpmaddubsw`` + ``vpmaddwd``,
+two instructions per 32 products (one for 8 in FP32's FMA), and OpenVINO's
+oneDNN kernels gain the most. Per-tensor weights, u8 weights (ONNX
+Runtime's "u8u8") and 7-bit weights (``reduce_range``) were measured and
+are no faster; NNCF's OpenVINO model runs the same kernels (the same speed).
 """
 import copy
 import glob
@@ -30,6 +39,11 @@ from ssd_plugin.registry import DATASETS, MODELS
 # module path, e.g. '/backbone/layer1/layer1.0/conv1/Conv'.
 NETWORK_OPS = ('Conv', 'Relu', 'Clip', 'MaxPool', 'AveragePool', 'Add')
 NETWORK_SCOPES = ('/backbone/', '/neck/', '/bbox_head/')
+# FP32 inside the network: the L2 norm's ``norm + eps`` is an Add, and 8
+# bits of the norm (a per-location denominator spanning orders of magnitude)
+# would round the small norms to zero and blow their features up. Its input
+# (conv4_3's ReLU) and output (the head's conv inputs) stay quantized.
+FP32_SCOPES = ('/neck/l2_norm/', )
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
@@ -114,9 +128,11 @@ class _Reader:
 
 
 def network_nodes(model) -> List[str]:
-    """Names of the nodes of :data:`NETWORK_OPS` in the network's scope."""
+    """Names of the nodes of :data:`NETWORK_OPS` in the network's scope,
+    less :data:`FP32_SCOPES`."""
     return [n.name for n in model.graph.node
-            if n.op_type in NETWORK_OPS and n.name.startswith(NETWORK_SCOPES)]
+            if n.op_type in NETWORK_OPS and n.name.startswith(NETWORK_SCOPES)
+            and not n.name.startswith(FP32_SCOPES)]
 
 
 def inline_identities(model) -> int:
@@ -141,6 +157,31 @@ def inline_identities(model) -> int:
         model.graph.initializer.append(copy_)
         model.graph.node.remove(node)
     return len(shared)
+
+
+def int8_advice(flags: Optional[Sequence[str]]) -> str:
+    """Which backend to run the INT8 file with on a CPU of ``flags``.
+
+    Args:
+        flags (Sequence[str], optional): ``ssd_runtime.machine.FLAGS``
+            present (``visible_flags()``); None: unknown.
+
+    Returns:
+        str: One sentence naming the CPU's int8 instructions and the backend.
+    """
+    if flags is None:
+        return ('instruction sets unknown: run profile_layers.py and '
+                'benchmark_inference.py --deploy on the target CPU')
+    vnni = [f for f in ('amx_int8', 'avx512_vnni', 'avx_vnni') if f in flags]
+    if vnni:
+        return (f'{vnni[0]}: int8 kernels with VNNI on both backends; '
+                'OpenVINO (--backend openvino) is the fastest')
+    if 'avx2' in flags:
+        return ('AVX2 without VNNI: int8 convolutions take two multiplies '
+                'per 32 products; run the INT8 file with OpenVINO (--backend '
+                "openvino), whose kernels gain most there (ONNX Runtime's "
+                'u8s8 AVX2 kernels gain less, see docs/quantization.md)')
+    return 'no AVX2: the int8 kernels are SSE4 ones, INT8 may not pay'
 
 
 def quantize_int8(model_path: str, out_path: str,

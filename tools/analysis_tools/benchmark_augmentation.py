@@ -22,6 +22,7 @@ from ssd_plugin.utils.benchmark import (MMDET_SSD300, SAMPLE_DIR,
                                         read_images, report_rounds,
                                         time_interleaved)
 from ssd_plugin.utils.config import load_config
+from ssd_runtime.machine import describe_machine
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
@@ -125,6 +126,7 @@ def run(images: Sequence[str], num_samples: int, rounds: int, seed: int,
         mmdet_config: str = MMDET_SSD300, threads: int = 1) -> List[float]:
     """Print ms/image per pipeline and round; return the per-round ratios."""
     check_timing(rounds, threads)
+    print(describe_machine(threads, modules=('numpy', 'cv2', 'mmdet')))
     samples = load_samples(images, num_samples, seed, max_boxes)
     pixels = np.mean([img.shape[0] * img.shape[1] for img, _ in samples])
     print(f'{num_samples} samples/round from {len(images)} photographs, '

@@ -29,6 +29,7 @@ from ssd_plugin.utils.benchmark import (MMDET_SSD300, SAMPLE_DIR,
                                         detection_agreement, read_images,
                                         report, time_interleaved)
 from ssd_plugin.utils.benchmark import calibrate_head as scale_head
+from ssd_runtime.machine import describe_machine
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OUR_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
@@ -37,6 +38,8 @@ DEPLOY_CONTENDERS = osp.join(REPO_ROOT, 'tools', 'deployment',
                              'benchmark_contenders.py')
 RGB_MEAN = (123.675, 116.28, 103.53)  # both configs' data preprocessor
 BASELINE, REFERENCE = 'mmdet', 'ssd_plugin'
+MACHINE_MODULES = ('torch', 'mmdet', 'numpy', 'cv2', 'onnxruntime',
+                   'openvino')
 
 Detector = Callable[[Sequence[np.ndarray]], List[DetDataSample]]
 Contender = Tuple[str, Detector]
@@ -193,12 +196,13 @@ def main(argv: Sequence[str] = None) -> float:
     """Run the benchmark, print the report; return mmdet's / our time."""
     args = parse_args(argv)
     check_timing(args.rounds, args.threads)
+    print(describe_machine(args.threads, modules=MACHINE_MODULES))
     torch.manual_seed(args.seed)
     images = load_images(args.images, args.random_images, args.seed)
     if not images:
         raise ValueError('no images: pass --images or --random-images > 0')
     print(f'{len(images)} images x {args.rounds} rounds, {args.threads} '
-          f'threads, torch {torch.__version__}, test_cfg: {args.test_cfg}')
+          f'threads, test_cfg: {args.test_cfg}')
     contenders = build_contenders(args, images)
     print_agreement(contenders, images)
     inputs = [[image] for image in images]  # batch 1

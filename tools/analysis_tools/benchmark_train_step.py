@@ -17,6 +17,7 @@ import ssd_plugin  # noqa: F401  (registers ssd_plugin's modules)
 from ssd_plugin.registry import MODELS
 from ssd_plugin.utils.benchmark import (add_timing_args, check_timing,
                                         report_rounds, time_interleaved)
+from ssd_runtime.machine import describe_machine
 
 
 def synthetic_batch(batch: int, size: int, seed: int = 0) -> dict:
@@ -61,6 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, List[float]]:
     add_timing_args(parser, rounds=3, threads=None)
     args = parser.parse_args(argv)
     check_timing(args.rounds, args.threads)
+    print(describe_machine(torch.get_num_threads(), modules=('torch', )))
     cfg = Config.fromfile(args.config)
     with DefaultScope.overwrite_default_scope('ssd_plugin'):
         model = MODELS.build(cfg.model)

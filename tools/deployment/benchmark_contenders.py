@@ -9,7 +9,10 @@ post-processing, boxes in the original image). From our torch model:
 - ``ORT FP32`` / ``ORT INT8``: ONNX Runtime on the end2end export and on
   its INT8 QDQ version (calibrated on the benchmark's images);
 - ``OV FP32`` / ``OV BF16``: OpenVINO with the ``f32`` / ``bf16``
-  precision hint; ``OV INT8``: the INT8 file, its FP32 parts in bf16.
+  precision hint; ``OV INT8``: the INT8 file, its FP32 parts in bf16 where
+  the CPU has native bf16 (``avx512_bf16`` or AMX), else in f32: without
+  them OpenVINO emulates bf16 on AVX-512, slower than f32
+  (docs/quantization.md).
 """
 import os.path as osp
 import time
@@ -24,6 +27,7 @@ from torch import nn
 from ssd_plugin.deploy import DeployedDetector, bf16_network, export_onnx
 from ssd_plugin.deploy.export import config_input_size
 from ssd_plugin.deploy.quantize import array_inputs, quantize_int8
+from ssd_runtime.machine import visible_flags
 
 Detector = Callable[[Sequence[np.ndarray]], List[DetDataSample]]
 Contender = Tuple[str, Detector]
@@ -60,12 +64,15 @@ def deployment_contenders(model: nn.Module, images: Sequence[np.ndarray],
     print(f'[deploy] exported and quantized in '
           f'{time.perf_counter() - start:.0f} s')
     contenders = [('torch BF16', torch_bf16(model))]
+    native_bf16 = {'avx512_bf16', 'amx_bf16'} & set(visible_flags() or ())
+    print(f'[deploy] OV INT8: FP32 parts in '
+          f'{"bf16" if native_bf16 else "f32 (no native bf16)"}')
     for name, path, backend, precision in (
             ('ORT FP32', fp32, 'onnxruntime', 'f32'),
             ('ORT INT8', int8, 'onnxruntime', 'f32'),
             ('OV FP32', fp32, 'openvino', 'f32'),
             ('OV BF16', fp32, 'openvino', 'bf16'),
-            ('OV INT8', int8, 'openvino', 'bf16')):
+            ('OV INT8', int8, 'openvino', 'bf16' if native_bf16 else 'f32')):
         deployed = DeployedDetector(path, model.cfg, backend, precision,
                                     threads)
         contenders.append((name, partial(_listed, deployed)))

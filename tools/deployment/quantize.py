@@ -9,8 +9,10 @@ Calibrates activation ranges on ``--num-images`` images of the config's
 train set passed through its test pipeline, or of the images in ``DIR``
 (no annotations needed); weights per channel (``ssd_plugin.deploy.quantize``).
 A uint8-input export (``export_onnx.py --input uint8``) is calibrated on the
-same images as the graph takes them (resized BGR pixels). Run the result as
-any export: ``test_deployed.py CONFIG OUT.onnx --backend
+same images as the graph takes them (resized BGR pixels). The file is the
+same for every CPU; the tool says which backend runs it fastest on this one
+(VNNI or AVX2 only, docs/quantization.md). Run the result as any export:
+``test_deployed.py CONFIG OUT.onnx --backend
 onnxruntime`` or ``--backend openvino``.
 """
 import argparse
@@ -19,9 +21,10 @@ from typing import List, Optional
 
 from mmengine.config import Config
 
-from ssd_plugin.deploy.quantize import (calibration_inputs,
+from ssd_plugin.deploy.quantize import (calibration_inputs, int8_advice,
                                         quantize_int8)
 from ssd_plugin.deploy.runtime import network_to_graph_input
+from ssd_runtime.machine import describe_machine, visible_flags
 from ssd_runtime.metadata import read_model_info
 
 
@@ -48,6 +51,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     nodes = quantize_int8(args.model, args.out, inputs)
     print(f'[quantize] {args.out}: {nodes} network nodes INT8, calibrated '
           f'on {len(inputs)} images in {time.perf_counter() - start:.0f} s')
+    # The file is the same for every CPU; its gain is not.
+    print(f'[quantize] on this machine ({describe_machine(modules=())}): '
+          f'{int8_advice(visible_flags())}')
     return nodes
 
 
