@@ -21,8 +21,8 @@ import torch
 from mmdet.apis import inference_detector
 from mmengine.config import Config
 
-from conftest import (QUICKSTART_CONFIG, load_tool, pipeline_batch,
-                      sample_images)
+from conftest import (QUICKSTART_CONFIG, REPO_ROOT, load_tool,
+                      pipeline_batch, sample_images)
 from ssd_plugin.analysis.cpu_mask import build_library, masked_environ
 from ssd_plugin.deploy import DeployedDetector, bf16_network, read_metadata
 from ssd_plugin.deploy.backends import build_session
