@@ -206,20 +206,13 @@ def pipeline_batch(cfg, imgs):
 
 
 def spread_head(model, image) -> None:
-    """Random head weights spread to trained-like scores on ``image``:
-    class logits of std 1.5 per level, background +3, unit offsets (hundreds
-    of detections of every class and score come out)."""
-    import torch
-    head = model.bbox_head
-    inputs = model.data_preprocessor(pipeline_batch(model.cfg,
-                                                    [image]))['inputs']
-    with torch.no_grad():
-        feats = model.extract_feat(inputs)
-        for feat, cls, reg in zip(feats, head.cls_convs, head.reg_convs):
-            for conv, std in ((cls, 1.5), (reg, 1.)):
-                conv.bias.zero_()
-                conv.weight.mul_(std / conv(feat).std())
-            cls.bias[head.cls_out_channels - 1::head.cls_out_channels] = 3.
+    """Random head weights spread to trained-like scores on ``image``
+    (``calibrate_head``): class logits of std 1.5 per level, background +3,
+    unit offsets (hundreds of detections of every class and score come
+    out)."""
+    from ssd_plugin.utils.mmdet_ssd import calibrate_head
+    from ssd_plugin.utils.network_input import network_inputs
+    calibrate_head(model, network_inputs(model.cfg, [image])[0], 1.5, 3.0)
 
 
 @pytest.fixture(scope='session')

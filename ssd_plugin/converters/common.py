@@ -13,11 +13,12 @@ import re
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
-from ssd_plugin.utils.config import SSD300_COCO, load_config
+from ssd_plugin.utils.config import (SSD300_COCO, add_cfg_options,
+                                     load_config)
 
 Rules = Sequence[Tuple[str, str]]
 StateDict = Dict[str, Tensor]
@@ -118,8 +119,7 @@ def parse_args(doc: str, argv: Optional[Sequence[str]],
     parser.add_argument('dst', help='output checkpoint for ssd_plugin')
     parser.add_argument('--config', default=SSD300_COCO,
                         help='our config whose model the weights must fit')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config values, key=value')
+    add_cfg_options(parser)
     for name, kwargs in options.items():
         parser.add_argument('--' + name.replace('_', '-'), **kwargs)
     args = parser.parse_args(argv)

@@ -27,13 +27,11 @@ import sys
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional
 
-from mmengine.config import DictAction
-
 import ssd_plugin  # noqa: F401  (registers the datasets)
 from ssd_plugin.analysis.config_check import (check_source, dataset_sources,
                                               format_problems)
 from ssd_plugin.analysis.dataset_check import clean_coco, count_problems
-from ssd_plugin.utils.config import load_config
+from ssd_plugin.utils.config import add_cfg_options, load_config
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -43,7 +41,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--json', help='write the counts per kind here')
     parser.add_argument('--write-clean', metavar='OUT.json',
                         help='write the COCO file without the offenders')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 
