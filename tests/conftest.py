@@ -241,3 +241,24 @@ def quickstart_onnx(tmp_path_factory):
     tool.main([QUICKSTART_CONFIG, checkpoint, files['uint8'], '--input',
                'uint8'])
     return SimpleNamespace(model=model, checkpoint=checkpoint, **files)
+
+
+def avx2_library(folder) -> str:
+    """The CPUID mask library (``ssd_plugin.analysis.cpu_mask``) built in
+    ``folder``, or skip where it cannot work here (not Linux on x86-64, no
+    compiler, no CPUID faulting)."""
+    import platform
+    import subprocess
+    import sys
+    from ssd_plugin.analysis.cpu_mask import build_library, masked_environ
+    if platform.system() != 'Linux' or platform.machine() != 'x86_64':
+        pytest.skip('CPUID masking needs Linux on x86-64')
+    try:
+        library = build_library(str(folder))
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    probe = subprocess.run([sys.executable, '-c', 'pass'],
+                           env=masked_environ(library), capture_output=True)
+    if probe.returncode == 70:  # ARCH_SET_CPUID refused
+        pytest.skip('this CPU or kernel has no CPUID faulting')
+    return library

@@ -10,7 +10,6 @@ non-square images, at batch 1 and 4.
 """
 import json
 import os.path as osp
-import platform
 import subprocess
 import sys
 
@@ -21,9 +20,9 @@ import torch
 from mmdet.apis import inference_detector
 from mmengine.config import Config
 
-from conftest import (QUICKSTART_CONFIG, REPO_ROOT, load_tool,
-                      pipeline_batch, sample_images)
-from ssd_plugin.analysis.cpu_mask import build_library, masked_environ
+from conftest import (QUICKSTART_CONFIG, REPO_ROOT, avx2_library,
+                      load_tool, pipeline_batch, sample_images)
+from ssd_plugin.analysis.cpu_mask import masked_environ
 from ssd_plugin.deploy import DeployedDetector, bf16_network, read_metadata
 from ssd_plugin.deploy.backends import build_session
 from ssd_plugin.deploy.export import End2EndSSD, deploy_test_cfg
@@ -411,7 +410,7 @@ def test_int8_on_avx2_kernels_stays_close(exported, int8, tmp_path):
     (``run_as_avx2.py``); OpenVINO's convs must then be AVX2 int8 kernels.
     Skipped where the CPU has no CPUID faulting or there is no compiler."""
     pytest.importorskip('openvino')
-    library = _avx2_library(tmp_path)
+    library = avx2_library(tmp_path)
     done = subprocess.run(
         [sys.executable, '-c', AVX2_SCRIPT, CONFIG, exported[1], int8[0],
          int8[1]], env=masked_environ(library), capture_output=True,
@@ -423,17 +422,3 @@ def test_int8_on_avx2_kernels_stays_close(exported, int8, tmp_path):
     for backend in BACKENDS:
         assert min(out[backend]) >= 40, (backend, out[backend])
 
-
-def _avx2_library(folder) -> str:
-    """The CPUID mask library, or skip where it cannot work here."""
-    if platform.system() != 'Linux' or platform.machine() != 'x86_64':
-        pytest.skip('CPUID masking needs Linux on x86-64')
-    try:
-        library = build_library(str(folder))
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    probe = subprocess.run([sys.executable, '-c', 'pass'],
-                           env=masked_environ(library), capture_output=True)
-    if probe.returncode == 70:  # ARCH_SET_CPUID refused
-        pytest.skip('this CPU or kernel has no CPUID faulting')
-    return library

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from mmcv.transforms import Compose
 from mmdet.structures.bbox import HorizontalBoxes
-from mmengine.registry import init_default_scope
+from mmengine.config import Config
 
 from ssd_plugin.registry import TRANSFORMS
 from ssd_plugin.utils.benchmark import (check_timing_args, read_images,
@@ -31,7 +31,11 @@ def augmentation_from_config(path: str,
                              options: Optional[dict] = None) -> List[dict]:
     """The train pipeline of a config (its first dataset's with one) without
     the loading and packing steps; ``options``: its ``--cfg-options``."""
-    cfg = load_config(path, options, set_scope=False)
+    return _augmentation(load_config(path, options, set_scope=False), path)
+
+
+def _augmentation(cfg: Config, path: str) -> List[dict]:
+    """See :func:`augmentation_from_config`; ``path`` names ``cfg``."""
     leaves = leaf_datasets(cfg.get('train_dataloader', {}).get('dataset', {}))
     pipeline = next(filter(None, (d.get('pipeline') for d in leaves)), None)
     if not pipeline:
@@ -42,11 +46,9 @@ def augmentation_from_config(path: str,
 
 
 def build_augmentation(path: str, options: Optional[dict] = None) -> Compose:
-    """:func:`augmentation_from_config` built in the ``ssd_plugin`` scope
-    (mmdet's names carry ``mmdet.`` or fall back to mmdet's registry)."""
-    init_default_scope('ssd_plugin')
-    return Compose([TRANSFORMS.build(t)
-                    for t in augmentation_from_config(path, options)])
+    """:func:`augmentation_from_config` built in the config's scope."""
+    cfg = load_config(path, options)
+    return Compose([TRANSFORMS.build(t) for t in _augmentation(cfg, path)])
 
 
 def annotated_results(img: np.ndarray, boxes: np.ndarray) -> dict:

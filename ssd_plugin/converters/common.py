@@ -38,7 +38,8 @@ def rename(key: str, rules: Rules) -> Optional[str]:
 
 @functools.lru_cache(maxsize=None)
 def _model_cfg_of_file(path: str) -> ConfigDict:
-    return Config.fromfile(path).model  # mmdet's bases take seconds: once
+    # mmdet's bases take seconds: once
+    return load_config(path, set_scope=False).model
 
 
 def model_cfg(config: ConfigLike = None) -> ConfigDict:

@@ -19,6 +19,7 @@ from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
 from ssd_plugin.models.ssd_head import flatten_levels
+from ssd_plugin.utils.config import load_config
 
 # mmdet 3.3's SSD300 COCO config, shipped in its wheel.
 MMDET_SSD300 = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
@@ -72,7 +73,7 @@ def build_mmdet_ssd300(device: str = 'cpu',
     Returns:
         nn.Module: mmdet's ``SingleStageDetector`` in eval mode.
     """
-    cfg = Config.fromfile(MMDET_SSD300)
+    cfg = load_config(MMDET_SSD300, set_scope=False)
     cfg.model.backbone.init_cfg = None  # no ImageNet download
     if nms_pre is not None:
         cfg.model.test_cfg.nms_pre = nms_pre
