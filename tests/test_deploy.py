@@ -259,6 +259,32 @@ def test_unknown_backend_and_precision(exported):
 
 # --- INT8 --------------------------------------------------------------------
 
+def test_calibration_images_of_the_train_set(quickstart_leaf, shapes_root,
+                                             tiny_config, tmp_path):
+    """Every other of the 8 train images, through the test pipeline and the
+    data preprocessor (the dataset built with the test pipeline, as
+    mmengine's loaders run it, is the reference); a wrapped train set
+    (VOC07+12 repeated) is unwrapped to its leaves."""
+    from mmengine.dataset import pseudo_collate
+    from ssd_plugin.deploy.quantize import calibration_inputs
+    from ssd_plugin.registry import DATASETS, MODELS
+    from ssd_plugin.utils.config import load_config
+    cfg = load_config(quickstart_leaf(tmp_path, shapes_root))
+    got = calibration_inputs(cfg, 4)
+    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset,
+                                  pipeline=cfg.test_dataloader.dataset
+                                  .pipeline))
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    assert len(dataset) == 8 and len(got) == 4
+    for index, array in zip((0, 2, 4, 6), got):
+        expected = preprocessor(pseudo_collate([dataset[index]]))['inputs']
+        np.testing.assert_array_equal(array, expected.numpy())
+    voc = calibration_inputs(load_config(tiny_config('ssd300_voc0712')), 2)
+    assert [a.shape for a in voc] == [(1, 3, 300, 300)] * 2
+    with pytest.raises(ValueError, match='num_images=0'):
+        calibration_inputs(cfg, 0)
+
+
 def _conv_relu(path: str, prefix: str) -> None:
     """A 1x1 Conv and a Relu, their nodes named ``prefix + op``."""
     from onnx import TensorProto, helper, numpy_helper

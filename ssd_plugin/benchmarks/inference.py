@@ -85,10 +85,12 @@ def build_contenders(theirs: nn.Module, ours: nn.Module,
     """The detectors compared, each printed with its post-processing;
     with ``deploy`` also ours deployed (:mod:`.deployed`, files in
     ``work_dir``)."""
+    # Both configs make the same network inputs (their test pipelines and
+    # preprocessors agree: tests/test_inference_equivalence.py).
+    inputs = network_inputs(ours.cfg, images)
     for name, model in ((BASELINE, theirs), (REFERENCE, ours)):
         cfg = model.bbox_head.test_cfg
-        counts = count_candidates(model, network_inputs(model.cfg, images),
-                                  cfg['score_thr'])
+        counts = count_candidates(model, inputs, cfg['score_thr'])
         print(f'{name:>10}: score_thr={cfg["score_thr"]} (candidates per '
               f'image: {counts}), nms_pre={cfg["nms_pre"]}')
     contenders = [(BASELINE, partial(inference_detector, theirs)),
