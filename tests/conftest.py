@@ -206,20 +206,13 @@ def pipeline_batch(cfg, imgs):
 
 
 def spread_head(model, image) -> None:
-    """Random head weights spread to trained-like scores on ``image``:
-    class logits of std 1.5 per level, background +3, unit offsets (hundreds
-    of detections of every class and score come out)."""
-    import torch
-    head = model.bbox_head
-    inputs = model.data_preprocessor(pipeline_batch(model.cfg,
-                                                    [image]))['inputs']
-    with torch.no_grad():
-        feats = model.extract_feat(inputs)
-        for feat, cls, reg in zip(feats, head.cls_convs, head.reg_convs):
-            for conv, std in ((cls, 1.5), (reg, 1.)):
-                conv.bias.zero_()
-                conv.weight.mul_(std / conv(feat).std())
-            cls.bias[head.cls_out_channels - 1::head.cls_out_channels] = 3.
+    """Random head weights spread to trained-like scores on ``image``
+    (``calibrate_head``): class logits of std 1.5 per level, background +3,
+    unit offsets (hundreds of detections of every class and score come
+    out)."""
+    from ssd_plugin.utils.mmdet_ssd import calibrate_head
+    from ssd_plugin.utils.network_input import network_inputs
+    calibrate_head(model, network_inputs(model.cfg, [image])[0], 1.5, 3.0)
 
 
 @pytest.fixture(scope='session')
@@ -248,3 +241,24 @@ def quickstart_onnx(tmp_path_factory):
     tool.main([QUICKSTART_CONFIG, checkpoint, files['uint8'], '--input',
                'uint8'])
     return SimpleNamespace(model=model, checkpoint=checkpoint, **files)
+
+
+def avx2_library(folder) -> str:
+    """The CPUID mask library (``ssd_plugin.analysis.cpu_mask``) built in
+    ``folder``, or skip where it cannot work here (not Linux on x86-64, no
+    compiler, no CPUID faulting)."""
+    import platform
+    import subprocess
+    import sys
+    from ssd_plugin.analysis.cpu_mask import build_library, masked_environ
+    if platform.system() != 'Linux' or platform.machine() != 'x86_64':
+        pytest.skip('CPUID masking needs Linux on x86-64')
+    try:
+        library = build_library(str(folder))
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    probe = subprocess.run([sys.executable, '-c', 'pass'],
+                           env=masked_environ(library), capture_output=True)
+    if probe.returncode == 70:  # ARCH_SET_CPUID refused
+        pytest.skip('this CPU or kernel has no CPUID faulting')
+    return library

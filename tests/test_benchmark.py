@@ -1,11 +1,11 @@
 """The shared timing and agreement helpers of ``ssd_plugin.utils.benchmark``
-and the parts of ``tools/analysis_tools/benchmark_inference.py`` that run
-without building SSD300.
+and the parts of the inference benchmark (``ssd_plugin.benchmarks.inference``,
+``tools/analysis_tools/benchmark_inference.py``) that run without building
+SSD300.
 
 Timing runs on a fake clock (every reading one tick later), so the expected
 seconds and call orders are worked out by hand.
 """
-import importlib
 import itertools
 import math
 import os.path as osp
@@ -19,10 +19,13 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from conftest import REPO_ROOT, load_tool
-from ssd_plugin.utils.benchmark import (check_timing, check_timing_args,
+from ssd_plugin.benchmarks.inference import print_agreement
+from ssd_plugin.utils.benchmark import (check_timing_args,
                                         detection_agreement, quartiles,
                                         read_images, report, report_rounds,
-                                        set_process_threads, time_interleaved)
+                                        sample_dir, set_process_threads,
+                                        time_interleaved)
+from ssd_plugin.utils.mmdet_ssd import count_candidates
 
 
 def test_time_interleaved_alternates_the_order_with_a_fake_clock():
@@ -104,19 +107,17 @@ def test_read_images_and_timing_flags(tmp_path):
                                        (1, 0, '--threads=0')):
         with pytest.raises(ValueError, match=flag):
             check_timing_args(rounds, flag_threads)
-        with pytest.raises(ValueError, match=flag):  # before any change
-            check_timing(rounds, flag_threads)
     check_timing_args(1, threads + 1)  # checks only
     assert torch.get_num_threads() == threads
     set_process_threads(None)  # None: leave the threads as they are
     assert torch.get_num_threads() == threads
 
 
-def test_sample_photos_are_located_when_asked():
-    from ssd_plugin.utils import benchmark
-    assert 'SAMPLE_DIR' not in vars(benchmark)  # not at import
-    assert osp.isfile(osp.join(benchmark.sample_dir(), 'grace_hopper.jpg'))
-    assert benchmark.SAMPLE_DIR == benchmark.sample_dir()
+def test_sample_photos_are_located_when_asked(monkeypatch):
+    assert osp.isfile(osp.join(sample_dir(), 'grace_hopper.jpg'))
+    monkeypatch.setattr('importlib.util.find_spec', lambda name: None)
+    with pytest.raises(ImportError, match='pip install matplotlib'):
+        sample_dir()
 
 
 def detections(boxes, scores, labels) -> InstanceData:
@@ -147,17 +148,7 @@ def test_detection_agreement_empty():
     assert detection_agreement(empty, ref) == (0, 1)
 
 
-@pytest.fixture
-def bench(monkeypatch):
-    """``benchmark_inference``, imported with its folder on ``sys.path`` as
-    when it runs."""
-    monkeypatch.syspath_prepend(osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
-        'analysis_tools'))
-    return importlib.import_module('benchmark_inference')
-
-
-def test_count_candidates_on_the_model_given(bench):
+def test_count_candidates_on_the_model_given():
     # One level, 1 x 2 cells, one box each, 2 classes + background (last):
     # softmax of (0, 0, 0) is 1/3 each; of (log 6, log 3, 0) 0.6, 0.3, 0.1.
     logits = torch.tensor([[0., 0., 0.], [math.log(6), math.log(3), 0.]])
@@ -167,25 +158,25 @@ def test_count_candidates_on_the_model_given(bench):
 
     head.cls_out_channels = 3
     model = SimpleNamespace(extract_feat=lambda x: [x], bbox_head=head)
-    images = [np.zeros((5, 7, 3), np.uint8)] * 2
-    assert bench.count_candidates(model, images, 0.25) == [4, 4]
-    assert bench.count_candidates(model, images, 0.4) == [1, 1]
-    assert bench.count_candidates(model, images[:1], 0.65) == [0]
-    assert bench.count_candidates(model, [], 0.1) == []
+    inputs = [torch.zeros(1, 3, 5, 7)] * 2
+    assert count_candidates(model, inputs, 0.25) == [4, 4]
+    assert count_candidates(model, inputs, 0.4) == [1, 1]
+    assert count_candidates(model, inputs[:1], 0.65) == [0]
+    assert count_candidates(model, [], 0.1) == []
 
 
 def sample(boxes, scores, labels) -> DetDataSample:
     return DetDataSample(pred_instances=detections(boxes, scores, labels))
 
 
-def test_print_agreement_against_the_reference(bench, capsys):
+def test_print_agreement_against_the_reference(capsys):
     ref = sample([[0, 0, 10, 10], [20, 20, 40, 40]], [0.9, 0.8], [0, 1])
     off = sample([[0, 0, 10, 10], [20, 20, 40, 44]], [0.9, 0.8], [0, 1])
     empty = sample(torch.zeros(0, 4), [], [])
     images = [np.zeros((4, 4, 3), np.uint8)] * 2
-    bench.print_agreement([('mmdet', lambda ims: [off]),
-                           ('ssd_plugin', lambda ims: [ref]),
-                           ('nothing', lambda ims: [empty])], images)
+    print_agreement([('mmdet', lambda ims: [off]),
+                     ('ssd_plugin', lambda ims: [ref]),
+                     ('nothing', lambda ims: [empty])], images)
     out = capsys.readouterr().out.splitlines()
     assert out == [
         '     mmdet: detections per image [2, 2], 2 of 4 agree with '
@@ -194,7 +185,7 @@ def test_print_agreement_against_the_reference(bench, capsys):
         'ssd_plugin (100.0%)',
         '   nothing: detections per image [0, 0], 0 of 4 agree with '
         'ssd_plugin (0.0%)']
-    bench.print_agreement([('ssd_plugin', lambda ims: [empty])], images[:1])
+    print_agreement([('ssd_plugin', lambda ims: [empty])], images[:1])
     assert 'both empty' in capsys.readouterr().out
 
 
@@ -213,9 +204,10 @@ def test_benchmark_train_step_on_the_quickstart_config(capsys):
 
 
 @pytest.mark.slow
-def test_benchmark_inference_end_to_end(bench, capsys):
-    # Same weights (through the converter's command line) and the same
-    # post-processing: every candidate count and detection must agree.
+def test_benchmark_inference_end_to_end(capsys):
+    # Same weights (through the converter) and the same post-processing:
+    # every candidate count and detection must agree.
+    bench = load_tool('analysis_tools/benchmark_inference.py')
     ratio = bench.main(['--images', '--random-images', '1', '--rounds', '1',
                         '--threads', '1', '--test-cfg', 'same'])
     out = capsys.readouterr().out

@@ -10,7 +10,6 @@ non-square images, at batch 1 and 4.
 """
 import json
 import os.path as osp
-import platform
 import subprocess
 import sys
 
@@ -21,9 +20,9 @@ import torch
 from mmdet.apis import inference_detector
 from mmengine.config import Config
 
-from conftest import (QUICKSTART_CONFIG, REPO_ROOT, load_tool,
-                      pipeline_batch, sample_images)
-from ssd_plugin.analysis.cpu_mask import build_library, masked_environ
+from conftest import (QUICKSTART_CONFIG, REPO_ROOT, avx2_library,
+                      load_tool, pipeline_batch, sample_images)
+from ssd_plugin.analysis.cpu_mask import masked_environ
 from ssd_plugin.deploy import DeployedDetector, bf16_network, read_metadata
 from ssd_plugin.deploy.backends import build_session
 from ssd_plugin.deploy.export import End2EndSSD, deploy_test_cfg
@@ -151,6 +150,48 @@ def test_torch_bf16_is_close_and_restores_the_model(exported):
                                    rtol=0)
 
 
+def _evaluate_by_hand(model, cfg):
+    """The config's test metrics through mmengine's evaluator, batch by
+    batch (what mmengine's TestLoop does, written out)."""
+    from mmengine.evaluator import Evaluator
+    from mmengine.runner import Runner
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    evaluator = Evaluator(cfg.test_evaluator)
+    evaluator.dataset_meta = loader.dataset.metainfo
+    with torch.no_grad():
+        for batch in loader:
+            evaluator.process(model.test_step(batch), batch)
+    return evaluator.evaluate(len(loader.dataset))
+
+
+def test_test_deployed_metrics_side_by_side(quickstart_onnx, shapes_root,
+                                            tmp_path, capsys):
+    """``test_deployed.py`` (mmengine's ``Runner.test``) gives the metrics
+    of the evaluator run by hand, for the export and the torch model."""
+    root = shapes_root + '/'
+    options = [f'test_dataloader.dataset.data_root={root}',
+               f'test_evaluator.ann_file={root}annotations/'
+               'instances_val.json']
+    results = _load_tool('test_deployed').main(
+        [CONFIG, quickstart_onnx.end2end, '--checkpoint',
+         quickstart_onnx.checkpoint, '--threads', '1', '--work-dir',
+         str(tmp_path), '--cfg-options', *options])
+    name = 'onnxruntime f32 end2end.onnx'
+    assert list(results) == [name, 'torch f32']
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict(dict(o.split('=') for o in options))
+    expected = {
+        name: _evaluate_by_hand(DeployedDetector(quickstart_onnx.end2end,
+                                                 cfg), cfg),
+        'torch f32': _evaluate_by_hand(quickstart_onnx.model, cfg)}
+    for key, metrics in expected.items():
+        for metric, value in metrics.items():
+            assert results[key][metric] == pytest.approx(value, abs=1e-6)
+    out = capsys.readouterr().out
+    assert (f'[test_deployed] coco/bbox_mAP: {name} '
+            f'{expected[name]["coco/bbox_mAP"]:.4f}, torch f32 ') in out
+
+
 # --- bad input ---------------------------------------------------------------
 
 def test_model_exported_at_another_size(exported):
@@ -217,6 +258,68 @@ def test_unknown_backend_and_precision(exported):
 
 
 # --- INT8 --------------------------------------------------------------------
+
+def test_calibration_images_of_the_train_set(quickstart_leaf, shapes_root,
+                                             tiny_config, tmp_path):
+    """Every other of the 8 train images, through the test pipeline and the
+    data preprocessor (the dataset built with the test pipeline, as
+    mmengine's loaders run it, is the reference); a wrapped train set
+    (VOC07+12 repeated) is unwrapped to its leaves."""
+    from mmengine.dataset import pseudo_collate
+    from ssd_plugin.deploy.quantize import calibration_inputs
+    from ssd_plugin.registry import DATASETS, MODELS
+    from ssd_plugin.utils.config import load_config
+    cfg = load_config(quickstart_leaf(tmp_path, shapes_root))
+    got = calibration_inputs(cfg, 4)
+    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset,
+                                  pipeline=cfg.test_dataloader.dataset
+                                  .pipeline))
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    assert len(dataset) == 8 and len(got) == 4
+    for index, array in zip((0, 2, 4, 6), got):
+        expected = preprocessor(pseudo_collate([dataset[index]]))['inputs']
+        np.testing.assert_array_equal(array, expected.numpy())
+    voc = calibration_inputs(load_config(tiny_config('ssd300_voc0712')), 2)
+    assert [a.shape for a in voc] == [(1, 3, 300, 300)] * 2
+    with pytest.raises(ValueError, match='num_images=0'):
+        calibration_inputs(cfg, 0)
+
+
+def _conv_relu(path: str, prefix: str) -> None:
+    """A 1x1 Conv and a Relu, their nodes named ``prefix + op``."""
+    from onnx import TensorProto, helper, numpy_helper
+    weight = numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), 'w')
+    graph = helper.make_graph(
+        [helper.make_node('Conv', ['x', 'w'], ['c'], name=prefix + 'Conv'),
+         helper.make_node('Relu', ['c'], ['y'], name=prefix + 'Relu')],
+        'conv_relu',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 2, 4, 4])],
+        [weight])
+    onnx.save(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid('', 17)]), path)
+
+
+def test_quantizer_refuses_a_graph_without_network_nodes(tmp_path):
+    """ONNX Runtime reads an empty ``nodes_to_quantize`` as every node: a
+    graph whose node names carry none of the exporter's scopes is refused,
+    and nothing is written; the same graph under ``/backbone/`` quantizes
+    its two nodes."""
+    pytest.importorskip('onnxruntime')
+    from ssd_plugin.deploy.quantize import quantize_int8
+    inputs = [np.random.default_rng(0).random((1, 1, 4, 4), np.float32)]
+    plain, out = str(tmp_path / 'plain.onnx'), str(tmp_path / 'out.onnx')
+    _conv_relu(plain, '')
+    with pytest.raises(ValueError, match=r"'.*plain\.onnx' has no "
+                       r'Conv/Relu/.* node .*export_onnx\.py'):
+        quantize_int8(plain, out, inputs)
+    assert not osp.exists(out)
+    scoped = str(tmp_path / 'scoped.onnx')
+    _conv_relu(scoped, '/backbone/conv/')
+    assert quantize_int8(scoped, out, inputs) == 2
+    assert {n.op_type for n in onnx.load(out).graph.node} >= {
+        'QuantizeLinear', 'DequantizeLinear', 'Conv'}  # ReLU folded in
+
 
 @pytest.fixture(scope='module')
 def int8(exported, tmp_path_factory):
@@ -333,7 +436,7 @@ def test_int8_on_avx2_kernels_stays_close(exported, int8, tmp_path):
     (``run_as_avx2.py``); OpenVINO's convs must then be AVX2 int8 kernels.
     Skipped where the CPU has no CPUID faulting or there is no compiler."""
     pytest.importorskip('openvino')
-    library = _avx2_library(tmp_path)
+    library = avx2_library(tmp_path)
     done = subprocess.run(
         [sys.executable, '-c', AVX2_SCRIPT, CONFIG, exported[1], int8[0],
          int8[1]], env=masked_environ(library), capture_output=True,
@@ -345,128 +448,3 @@ def test_int8_on_avx2_kernels_stays_close(exported, int8, tmp_path):
     for backend in BACKENDS:
         assert min(out[backend]) >= 40, (backend, out[backend])
 
-
-def _avx2_library(folder) -> str:
-    """The CPUID mask library, or skip where it cannot work here."""
-    if platform.system() != 'Linux' or platform.machine() != 'x86_64':
-        pytest.skip('CPUID masking needs Linux on x86-64')
-    try:
-        library = build_library(str(folder))
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    probe = subprocess.run([sys.executable, '-c', 'pass'],
-                           env=masked_environ(library), capture_output=True)
-    if probe.returncode == 70:  # ARCH_SET_CPUID refused
-        pytest.skip('this CPU or kernel has no CPUID faulting')
-    return library
-
-
-# --- bad input ---------------------------------------------------------------
-
-def test_model_exported_at_another_size(exported):
-    model, end2end, raw = exported
-    cfg = Config.fromfile(CONFIG)
-    for step in cfg.test_dataloader.dataset.pipeline:
-        if step['type'] == 'Resize':
-            step['scale'] = (96, 96)
-    deployed = DeployedDetector(end2end, cfg, 'onnxruntime')
-    with pytest.raises(ValueError, match='96x96 network inputs but the model '
-                       'was exported at 128x128'):
-        inference_detector(deployed, images()[0])
-    # The graph itself has a static input size.
-    with pytest.raises(Exception, match='(?i)dimension|shape'):
-        build_session(raw, 'onnxruntime')(
-            np.zeros((1, 3, 96, 96), np.float32))
-
-
-@pytest.mark.parametrize('backend', BACKENDS)
-def test_missing_backend_names_the_extra(exported, monkeypatch, backend):
-    monkeypatch.setitem(sys.modules, backend, None)
-    with pytest.raises(ImportError, match=r"pip install -e '\.\[deploy\]'"):
-        DeployedDetector(exported[1], exported[0].cfg, backend)
-
-
-def test_onnx_file_not_ours(tmp_path, exported):
-    from onnx import TensorProto, helper
-    graph = helper.make_graph(
-        [helper.make_node('Identity', ['x'], ['y'])], 'other',
-        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1])])
-    path = str(tmp_path / 'other.onnx')
-    onnx.save(helper.make_model(graph), path)
-    with pytest.raises(ValueError, match='not exported by ssd_plugin'):
-        DeployedDetector(path, exported[0].cfg)
-    text = tmp_path / 'notes.onnx'
-    text.write_text('not a model')
-    with pytest.raises(ValueError, match='is not an ONNX model'):
-        read_metadata(str(text))
-    with pytest.raises(FileNotFoundError, match='export_onnx.py'):
-        read_metadata(str(tmp_path / 'missing.onnx'))
-    with pytest.raises(ValueError, match="'raw' export"):
-        DeployedDetector(exported[2], exported[0].cfg)
-
-
-@pytest.mark.parametrize('test_cfg, message', [
-    (dict(nms=dict(type='soft_nms', iou_threshold=0.5), max_per_img=10),
-     'plain NMS only'),
-    (dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=10,
-          min_bbox_size=4), 'original-image pixels'),
-    (dict(nms=dict(type='nms', iou_threshold=0.5)), 'max_per_img > 0'),
-    (None, 'max_per_img > 0'),
-])
-def test_test_cfg_the_graph_cannot_hold(test_cfg, message):
-    with pytest.raises(ValueError, match=message):
-        deploy_test_cfg(test_cfg)
-
-
-def test_unknown_backend_and_precision(exported):
-    with pytest.raises(ValueError, match="use one of \\('onnxruntime'"):
-        build_session(exported[1], 'tensorrt')
-    with pytest.raises(ValueError, match='not available on onnxruntime'):
-        build_session(exported[1], 'onnxruntime', 'bf16')
-
-
-# --- INT8 --------------------------------------------------------------------
-
-def test_int8_quantizes_the_network_only_and_stays_close(exported, tmp_path):
-    """Calibrated on a folder of images; compared with the FP32 export.
-
-    Random weights have no accuracy to measure (the README gives the
-    quickstart model's held-out mAP); here the INT8 model must keep most of
-    FP32's 50 best detections of each image (same label, IoU > 0.5, score
-    within 0.1; measured: 44-50 of 50 on both backends).
-    """
-    model, end2end, _ = exported
-    imgs = images()
-    folder = tmp_path / 'calibration'
-    folder.mkdir()
-    for index, image in enumerate(imgs):
-        cv2.imwrite(str(folder / f'{index}.png'), image)
-    out = str(tmp_path / 'int8.onnx')
-    nodes = _load_tool('quantize').main(
-        [CONFIG, end2end, out, '--images', str(folder), '--num-images', '6'])
-    quantized = onnx.load(out)
-    network = ('/backbone/', '/neck/', '/bbox_head/')
-    convs = [n for n in quantized.graph.node if n.op_type == 'Conv']
-    assert len(convs) == 31 and nodes > len(convs)  # 21 + 6 + 2 * 5, ReLUs
-    weights = {n.output[0]: n for n in quantized.graph.node
-               if n.op_type == 'DequantizeLinear'}
-    assert all(c.input[1] in weights for c in convs)  # int8 weights
-    # Decoding and NMS stay FP32: nothing quantized outside the network.
-    producers = {o: n for n in quantized.graph.node for o in n.output}
-    for node in quantized.graph.node:
-        if node.op_type == 'QuantizeLinear':
-            source = producers.get(node.input[0])
-            assert source is None or source.name.startswith(network) or \
-                source.op_type == 'DequantizeLinear', source.name
-    assert read_metadata(out) == read_metadata(end2end)
-    reference = inference_detector(
-        DeployedDetector(end2end, model.cfg, 'onnxruntime'), imgs)
-    for backend in BACKENDS:
-        pytest.importorskip(backend)
-        results = inference_detector(
-            DeployedDetector(out, model.cfg, backend), imgs)
-        for ref, res in zip(reference, results):
-            matched, _ = detection_agreement(ref.pred_instances[:50],
-                                       res.pred_instances, 0.5, 0.1)
-            assert matched >= 40, (backend, matched)

@@ -18,7 +18,7 @@ import torch
 from mmdet.apis import inference_detector, init_detector
 
 from ssd_plugin.deploy import DeployedDetector, bf16_network, export_onnx
-from ssd_plugin.deploy.export import End2EndSSD
+from ssd_plugin.deploy.export import RawSSD
 from ssd_plugin.utils.benchmark import detection_agreement
 
 pytest.importorskip('onnxruntime', reason='the deploy extra')
@@ -81,9 +81,9 @@ def test_bf16_network_nests_and_restores_what_was_there(model):
 
 
 # --- ONNX export -------------------------------------------------------------
-def test_end2end_probes_and_builds_priors_on_the_models_device(model):
+def test_graph_probes_and_builds_priors_on_the_models_device(model):
     meta = copy.deepcopy(model).to('meta')
-    wrapper = End2EndSSD(meta, (128, 128), mode='raw')
+    wrapper = RawSSD(meta, (128, 128))
     assert wrapper.priors.device.type == 'meta'
     assert wrapper.priors.shape == (1524, 4)  # as the CPU export's
 

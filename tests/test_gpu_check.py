@@ -4,6 +4,7 @@ On the CPU the whole check runs at small sizes, so that it cannot rot; the
 tests marked ``cuda`` run its checks at full size where a GPU is present.
 """
 import json
+import os.path as osp
 
 import numpy as np
 import pytest
@@ -11,12 +12,15 @@ import torch
 from mmengine.optim import OptimWrapper
 from torch import nn
 
-from conftest import load_tool
+from conftest import REPO_ROOT, load_tool
 from ssd_plugin.deploy.torch_bf16 import autocast_network, bf16_network
 from ssd_plugin.engine import CPUAmpOptimWrapper
 from ssd_plugin.models.ssd_head import flatten_levels
 from ssd_plugin.utils import gpu_check
-from ssd_plugin.utils.mmdet_ssd import calibrate_head, patch_ssd_head
+from ssd_plugin.utils.config import load_config
+from ssd_plugin.utils.mmdet_ssd import (calibrate_head, patch_ssd_head,
+                                        random_detector)
+from ssd_plugin.utils.network_input import network_inputs
 
 @pytest.fixture(scope='module')
 def ours():
@@ -66,6 +70,35 @@ def test_calibrate_head_reaches_mmdet_wrapped_predictors():
     with torch.no_grad():
         _, bbox_preds = head(model.extract_feat(inputs))
     assert bbox_preds[0].std().item() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_calibrate_head_rescales_the_last_conv_of_depthwise_predictors():
+    """SSDLite's predictors are depthwise conv, BN, ReLU6, 1x1 conv: only the
+    1x1 is rescaled, so that the predictor's output has the promised
+    deviation (depthwise weights untouched)."""
+    cfg = load_config(osp.join(REPO_ROOT, 'configs', 'ssdlite',
+                               'ssdlite_mobilenetv2_320_coco.py'))
+    torch.manual_seed(0)
+    model = random_detector(cfg)
+    head = model.bbox_head
+    depthwise = head.cls_convs[0][0].weight.clone()
+    inputs = network_inputs(cfg, [np.random.default_rng(0).integers(
+        0, 256, (240, 320, 3), np.uint8)])[0]
+    calibrate_head(model, inputs, logit_std=2.0, background_bias=5.0)
+    assert torch.equal(head.cls_convs[0][0].weight, depthwise)
+    with torch.no_grad():
+        cls_scores, bbox_preds = head(model.extract_feat(inputs))
+    # The first level (the deeper maps of a random MobileNetV2 all but
+    # vanish, std < 1e-11, below what the rescaling's 1e-12 floor lifts).
+    assert bbox_preds[0].std().item() == pytest.approx(1.0, rel=1e-3)
+    logits = flatten_levels(cls_scores[:1], head.cls_out_channels)
+    both = torch.cat([logits[..., :-1].flatten(),
+                      (logits[..., -1] - 5.0).flatten()])
+    assert both.std().item() == pytest.approx(2.0, rel=1e-3)
+    for cls in head.cls_convs:  # every level's background bias
+        background = cls[-1].bias[head.cls_out_channels - 1::
+                                  head.cls_out_channels]
+        assert (background == 5.0).all()
 
 
 def test_make_batch_boxes_inside_images():

@@ -15,26 +15,25 @@ import pytest
 
 from conftest import load_tool
 from ssd_plugin.testing.shapes import make_shapes
+from ssd_plugin.utils import quickstart
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def load_quickstart():
-    return load_tool('quickstart.py')
+def tool_config(argv):
+    """The config ``tools/quickstart.py argv`` runs."""
+    args = load_tool('quickstart.py').parse_args(argv)
+    return quickstart.quickstart_config(**vars(args))
 
 
 @pytest.mark.slow
 def test_quickstart_trains_and_the_loss_falls(tmp_path):
     from mmengine.runner import Runner
-    quickstart = load_quickstart()
     data_root = str(tmp_path / 'shapes')
     make_shapes(data_root, num_train=64, num_val=8, img_size=128, seed=1,
                 progress=False)
-    args = quickstart.parse_args([
-        '--work-dir', str(tmp_path / 'work'), '--data-root', data_root,
-        '--epochs', '6'
-    ])
-    cfg = quickstart.quickstart_config(args)
+    cfg = tool_config(['--work-dir', str(tmp_path / 'work'), '--data-root',
+                       data_root, '--epochs', '6'])
     cfg.default_hooks.logger.interval = 1
     cfg.param_scheduler[0].end = 8  # a warm-up that fits a short run
     runner = Runner.from_cfg(cfg)
@@ -65,7 +64,6 @@ def test_quickstart_trains_and_the_loss_falls(tmp_path):
 
 
 def test_write_grid_tiles_in_order_under_a_heading(tmp_path):
-    quickstart = load_quickstart()
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
     paths = []
     for i, colour in enumerate(colours):
@@ -85,7 +83,6 @@ def test_write_grid_tiles_in_order_under_a_heading(tmp_path):
 
 
 def test_write_grid_empty_and_mixed_sizes(tmp_path):
-    quickstart = load_quickstart()
     assert quickstart.write_grid([], str(tmp_path / 'grid.png')) is None
     assert not (tmp_path / 'grid.png').exists()
     for name, shape in (('a.png', (10, 20, 3)), ('b.png', (12, 20, 3))):
@@ -97,11 +94,9 @@ def test_write_grid_empty_and_mixed_sizes(tmp_path):
 
 
 def test_quickstart_config_points_at_the_given_folders(tmp_path):
-    quickstart = load_quickstart()
-    args = quickstart.parse_args(
-        ['--work-dir', 'w', '--data-root', 'somewhere/shapes', '--epochs', '3',
-         '--seed', '5'])
-    cfg = quickstart.quickstart_config(args)
+    cfg = tool_config(['--work-dir', 'w', '--data-root', 'somewhere/shapes',
+                       '--epochs', '3', '--seed', '5', '--cfg-options',
+                       'train_dataloader.batch_size=3'])
     assert cfg.work_dir == 'w'
     assert cfg.train_dataloader.dataset.data_root == 'somewhere/shapes/'
     assert cfg.test_evaluator.ann_file == \
@@ -110,7 +105,8 @@ def test_quickstart_config_points_at_the_given_folders(tmp_path):
     # The cosine schedule takes its end from the loop (mmengine's default).
     assert 'end' not in cfg.param_scheduler[-1]
     assert cfg.randomness.seed == cfg.train_dataloader.sampler.seed == 5
-    default = quickstart.quickstart_config(quickstart.parse_args([]))
+    assert cfg.train_dataloader.batch_size == 3
+    default = tool_config([])
     assert default.randomness.seed == 0 and default.train_cfg.max_epochs > 3
     # The generated set matches the network input.
     assert cfg.shapes_set['img_size'] == cfg.input_size
@@ -118,7 +114,6 @@ def test_quickstart_config_points_at_the_given_folders(tmp_path):
 
 def test_quickstart_regenerates_a_set_of_the_wrong_size(tmp_path, capsys):
     from mmengine.config import Config
-    quickstart = load_quickstart()
     root = str(tmp_path / 'shapes')
     cfg = Config(dict(shapes_set=dict(num_train=3, num_val=2, img_size=32,
                                       seed=0, progress=False)))

@@ -1,10 +1,10 @@
-"""Smoke tests of the augmentation benchmark.
+"""Smoke tests of the augmentation benchmark (``ssd_plugin.benchmarks.
+augmentation``, ``tools/analysis_tools/benchmark_augmentation.py``).
 
 It runs on a photograph-like image written here (no downloads), with a
 handful of samples so that the file takes seconds.
 """
 import glob
-import importlib
 import os.path as osp
 import re
 
@@ -12,16 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import load_tool
+from ssd_plugin.benchmarks import augmentation as bench
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO_ROOT, 'tools', 'analysis_tools')
-
-
-@pytest.fixture
-def tool(monkeypatch):
-    """``tool(name)`` imports a script of ``tools/analysis_tools``, its folder
-    on ``sys.path`` as when the script runs."""
-    monkeypatch.syspath_prepend(TOOLS)
-    return importlib.import_module
 
 
 @pytest.fixture
@@ -34,8 +29,7 @@ def photo(tmp_path) -> str:
     return path
 
 
-def test_make_sample_sizes_and_boxes(photo, tool):
-    bench = tool('benchmark_augmentation')
+def test_make_sample_sizes_and_boxes(photo):
     rng = np.random.default_rng(1)
     for _ in range(20):
         img, boxes = bench.make_sample(cv2.imread(photo), rng)
@@ -48,9 +42,10 @@ def test_make_sample_sizes_and_boxes(photo, tool):
         assert (boxes[:, 2:] > boxes[:, :2]).all()
 
 
-def test_benchmark_runs_both_pipelines(photo, capsys, tool):
-    bench = tool('benchmark_augmentation')
-    ratios = bench.run([photo], num_samples=12, rounds=2, seed=0)
+def test_benchmark_runs_both_pipelines(photo, capsys):
+    tool = load_tool('analysis_tools/benchmark_augmentation.py')
+    ratios = tool.main(['--images', photo, '--samples', '12', '--rounds',
+                        '2'])
     out = capsys.readouterr().out
     assert len(ratios) == 2 and all(r > 0 for r in ratios)
     assert 'median over 2 rounds' in out
@@ -58,16 +53,14 @@ def test_benchmark_runs_both_pipelines(photo, capsys, tool):
     assert 'mmdet' in out and 'ssd_plugin' in out
 
 
-def test_benchmark_names_missing_images(tool):
-    bench = tool('benchmark_augmentation')
+def test_benchmark_names_missing_images():
     with pytest.raises(FileNotFoundError, match='--images'):
         bench.load_samples(['/nonexistent/photo.jpg'], 1, 0)
 
 
 @pytest.mark.parametrize(
     'name', ['ssd300_coco', 'ssd512_coco', 'ssd300_voc0712', 'ssd512_voc0712'])
-def test_every_config_trains_with_the_ssd_augmentation(name, tool):
-    bench = tool('benchmark_augmentation')
+def test_every_config_trains_with_the_ssd_augmentation(name):
     config = osp.join(REPO_ROOT, 'configs', 'ssd', f'{name}.py')
     steps = [t['type'].split('.')[-1]
              for t in bench.augmentation_from_config(config)]
@@ -77,8 +70,7 @@ def test_every_config_trains_with_the_ssd_augmentation(name, tool):
     assert steps[3:] == ['Resize', 'RandomFlip']
 
 
-def test_augmentation_config_errors(tmp_path, tool):
-    bench = tool('benchmark_augmentation')
+def test_augmentation_config_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='--config'):
         bench.augmentation_from_config(str(tmp_path / 'missing.py'))
     empty = tmp_path / 'empty.py'
@@ -87,19 +79,17 @@ def test_augmentation_config_errors(tmp_path, tool):
         bench.augmentation_from_config(str(empty))
 
 
-def test_benchmark_reads_mmdets_pipeline_from_its_config(tool):
-    bench = tool('benchmark_augmentation')
+def test_benchmark_reads_mmdets_pipeline_from_its_config():
     steps = [t['type'] for t in
              bench.augmentation_from_config(bench.MMDET_SSD300)]
     assert steps == ['Expand', 'MinIoURandomCrop', 'Resize', 'RandomFlip',
                      'PhotoMetricDistortion']
 
 
-def test_benchmark_refuses_pipelines_of_different_sizes(photo, tool):
-    bench = tool('benchmark_augmentation')
+def test_benchmark_refuses_pipelines_of_different_sizes(photo):
     ssd512 = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd512_coco.py')
     with pytest.raises(ValueError, match='different sizes'):
-        bench.run([photo], num_samples=2, rounds=1, seed=0, config=ssd512)
+        bench.run([photo], samples=2, rounds=1, seed=0, config=ssd512)
 
 
 @pytest.mark.parametrize('script', sorted(glob.glob(osp.join(TOOLS, '*.py'))))

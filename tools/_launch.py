@@ -15,11 +15,11 @@ from typing import Iterator, List, Optional
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from ssd_plugin.utils.config import load_config
+from ssd_plugin.utils.config import add_cfg_options, load_config
 
 
 def parse(parser: argparse.ArgumentParser,
@@ -28,10 +28,7 @@ def parse(parser: argparse.ArgumentParser,
     ``--local-rank``, parse ``argv`` (default ``sys.argv[1:]``) and export
     ``LOCAL_RANK``."""
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config values, key=value (e.g. '
-        'train_cfg.max_iters=2 "model.bbox_head.num_classes=4")')
+    add_cfg_options(parser)
     parser.add_argument('--launcher', default='none',
                         choices=('none', 'pytorch', 'slurm', 'mpi'),
                         help='job launcher (pytorch: torchrun)')

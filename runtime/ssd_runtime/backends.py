@@ -7,6 +7,7 @@ model's output order. It also reads the model's ``metadata_props``
 (:attr:`props`) through the backend itself, so the runtime needs no ``onnx``
 package. A missing backend is an ``ImportError`` naming what to install.
 """
+import argparse
 import importlib
 import importlib.util
 import os.path as osp
@@ -20,10 +21,27 @@ BACKEND_HINT = ("install it: pip install './runtime[{name}]' (ssd_runtime "
 EXTRA_HINT = ("install ssd_plugin's deploy extra: pip install -e '.[deploy]' "
               '(onnx, onnxruntime, openvino at the versions of '
               'requirements/constraints.txt)')
-BACKENDS = ('onnxruntime', 'openvino')
 # Per backend, the precisions it can be asked for. INT8 is a property of
 # the file (tools/deployment/quantize.py), not of the session.
 PRECISIONS = dict(onnxruntime=('f32', ), openvino=('f32', 'bf16'))
+BACKENDS = tuple(PRECISIONS)
+# Every precision of some backend, in order (the command lines' choices).
+ALL_PRECISIONS = tuple(dict.fromkeys(p for ps in PRECISIONS.values()
+                                     for p in ps))
+
+
+def add_backend_args(parser: argparse.ArgumentParser,
+                     backend: str = 'onnxruntime') -> None:
+    """Add ``--backend``, ``--precision`` and ``--threads`` to a command
+    line, their choices from :data:`PRECISIONS` (``backend``: the
+    default)."""
+    parser.add_argument('--backend', choices=BACKENDS, default=backend)
+    parser.add_argument(
+        '--precision', choices=ALL_PRECISIONS, default='f32',
+        help='; '.join(f'{name}: {", ".join(kinds)}'
+                       for name, kinds in PRECISIONS.items()))
+    parser.add_argument('--threads', type=int, default=None,
+                        help='backend CPU threads (default: all cores)')
 
 
 def import_backend(name: str) -> ModuleType:

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional
 
 import cv2
 
-from ssd_runtime.backends import BACKENDS
+from ssd_runtime.backends import add_backend_args
 from ssd_runtime.detector import Detector
 from ssd_runtime.outputs import CocoJson, ImageWriter, VideoWriter, draw
 from ssd_runtime.pipeline import ReadAhead, WriteBehind
@@ -51,11 +51,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='keep detections scoring at least this '
                         '(default 0.3; 0: all the model gives)')
-    parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime')
-    parser.add_argument('--precision', choices=('f32', 'bf16'),
-                        default='f32', help='bf16: OpenVINO only')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='backend CPU threads (default: all cores)')
+    add_backend_args(parser)
     parser.add_argument('--max-frames', type=int, default=None,
                         help='stop after this many frames (cameras)')
     parser.add_argument('--no-progress', action='store_true',

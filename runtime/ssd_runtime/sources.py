@@ -10,7 +10,7 @@ silently.
 import glob
 import os
 import os.path as osp
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -154,14 +154,19 @@ def _images(paths: List[str], spec: str, where: str) -> ImageSource:
     return ImageSource(images, spec)
 
 
-def _video(path: str) -> VideoSource:
-    capture = cv2.VideoCapture(path)
+def _opened(source: Union[str, int], error: str) -> 'cv2.VideoCapture':
+    """``cv2.VideoCapture(source)``; ValueError ``error`` if it is closed."""
+    capture = cv2.VideoCapture(source)
     if not capture.isOpened():
-        raise ValueError(
-            f'OpenCV cannot open the video {path!r} (not a video, or a codec '
-            "its FFmpeg lacks); convert it, e.g. ffmpeg -i IN -c:v libx264 "
-            'OUT.mp4, or extract its frames into a folder')
-    return VideoSource(capture, path)
+        raise ValueError(error)
+    return capture
+
+
+def _video(path: str) -> VideoSource:
+    return VideoSource(_opened(path, (
+        f'OpenCV cannot open the video {path!r} (not a video, or a codec '
+        "its FFmpeg lacks); convert it, e.g. ffmpeg -i IN -c:v libx264 "
+        'OUT.mp4, or extract its frames into a folder')), path)
 
 
 def open_camera(index: int) -> VideoSource:
@@ -170,13 +175,10 @@ def open_camera(index: int) -> VideoSource:
     Raises:
         ValueError: If it does not open.
     """
-    capture = cv2.VideoCapture(index)
-    if not capture.isOpened():
-        raise ValueError(
-            f'camera {index} does not open (no such device, no permission, '
-            'or another program holds it); check ls /dev/video*, or give '
-            'a video file or images')
-    return VideoSource(capture, f'camera {index}', camera=True)
+    return VideoSource(_opened(index, (
+        f'camera {index} does not open (no such device, no permission, '
+        'or another program holds it); check ls /dev/video*, or give '
+        'a video file or images')), f'camera {index}', camera=True)
 
 
 def open_source(spec: str) -> Source:

@@ -4,14 +4,16 @@
 import json
 import os.path as osp
 import sys
-from typing import List
+from collections import Counter
+from typing import Dict, List
 
 from mmdet.datasets import XMLDataset
 from mmengine.config import Config
 from mmengine.utils import ProgressBar
 
 from ssd_plugin.analysis.dataset_check import (PROBLEMS, Problem, check_coco,
-                                               check_voc, count_problems)
+                                               check_voc, clean_coco,
+                                               count_problems)
 from ssd_plugin.registry import DATASETS
 from ssd_plugin.utils.config import leaf_datasets
 
@@ -89,3 +91,45 @@ def format_problems(problems: List[Problem], shown: int = SHOWN) -> str:
         for p in [p for p in problems if p.kind == kind][:shown]:
             lines.append(f'  {p.file}: {p.image}: {p.detail}')
     return '\n'.join(lines)
+
+
+def write_clean(sources: List[dict], problems: Dict[str, List[Problem]],
+                out: str) -> List[str]:
+    """``--write-clean``: each COCO source without its offenders.
+
+    One COCO file is written to ``out``; several to ``OUT_<split>.json``
+    (``OUT_<split>_<k>.json`` for several in one split). VOC sources are
+    named and skipped. What each removed is printed.
+
+    Args:
+        sources (list[dict]): :func:`dataset_sources`, checked (COCO ones
+            hold their ``coco`` dict).
+        problems (dict): Per ``ann_file``, its :func:`check_source` result.
+        out (str): The output path.
+
+    Returns:
+        list[str]: The files written.
+    """
+    coco = [s for s in sources if s['kind'] == 'coco']
+    for skipped in (s for s in sources if s['kind'] != 'coco'):
+        print(f'--write-clean: {skipped["ann_file"]} is VOC, not written '
+              '(only COCO files are)')
+    stem, ext = osp.splitext(out)
+    per_split = Counter(s['split'] for s in coco)
+    written = []
+    for k, source in enumerate(coco):
+        path = f'{stem}_{source["split"]}'
+        if per_split[source['split']] > 1:
+            path += f'_{k}'
+        path = out if len(coco) == 1 else path + ext
+        clean, removed = clean_coco(source['coco'],
+                                    problems[source['ann_file']])
+        with open(path, 'w') as f:
+            json.dump(clean, f)
+        print(f'--write-clean: {path} from {source["ann_file"]}: removed '
+              f'{removed["removed_images"]} images, '
+              f'{removed["removed_annotations"]} annotations with a '
+              f'problem, {removed["removed_with_images"]} annotations of '
+              'removed images')
+        written.append(path)
+    return written

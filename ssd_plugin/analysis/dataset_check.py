@@ -13,9 +13,6 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import mmcv
 
-# Re-exported for the tools that read it here.
-from ssd_plugin.utils.config import leaf_datasets  # noqa: F401
-
 PROBLEMS = (
     'malformed_box',        # not 4 numbers / a bndbox tag missing or text
     'non_finite',           # NaN or infinite coordinate

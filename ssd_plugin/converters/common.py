@@ -13,11 +13,12 @@ import re
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
-from ssd_plugin.utils.config import SSD300_COCO, load_config
+from ssd_plugin.utils.config import (SSD300_COCO, add_cfg_options,
+                                     load_config)
 
 Rules = Sequence[Tuple[str, str]]
 StateDict = Dict[str, Tensor]
@@ -37,7 +38,8 @@ def rename(key: str, rules: Rules) -> Optional[str]:
 
 @functools.lru_cache(maxsize=None)
 def _model_cfg_of_file(path: str) -> ConfigDict:
-    return Config.fromfile(path).model  # mmdet's bases take seconds: once
+    # mmdet's bases take seconds: once
+    return load_config(path, set_scope=False).model
 
 
 def model_cfg(config: ConfigLike = None) -> ConfigDict:
@@ -118,8 +120,7 @@ def parse_args(doc: str, argv: Optional[Sequence[str]],
     parser.add_argument('dst', help='output checkpoint for ssd_plugin')
     parser.add_argument('--config', default=SSD300_COCO,
                         help='our config whose model the weights must fit')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config values, key=value')
+    add_cfg_options(parser)
     for name, kwargs in options.items():
         parser.add_argument('--' + name.replace('_', '-'), **kwargs)
     args = parser.parse_args(argv)

@@ -9,15 +9,14 @@
   model as an mmdet detector (``inference_detector``, evaluators).
 - :mod:`~ssd_plugin.deploy.quantize`: INT8 post-training quantization.
 - :mod:`~ssd_plugin.deploy.torch_bf16`: torch bf16 autocast inference.
-- :mod:`~ssd_plugin.deploy.runtime_benchmark`: speed through ``ssd_runtime``.
 
 The backends come with the ``deploy`` extra (``pip install -e .[deploy]``);
 importing this package does not need them.
 """
 from .backends import build_session
-from .export import End2EndSSD, export_onnx
+from .export import End2EndSSD, RawSSD, export_onnx
 from .runtime import DeployedDetector, read_metadata
 from .torch_bf16 import bf16_network
 
-__all__ = ['DeployedDetector', 'End2EndSSD', 'bf16_network', 'build_session',
-           'export_onnx', 'read_metadata']
+__all__ = ['DeployedDetector', 'End2EndSSD', 'RawSSD', 'bf16_network',
+           'build_session', 'export_onnx', 'read_metadata']

@@ -41,75 +41,63 @@ import warnings
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
-from mmdet.structures.bbox import get_box_tensor
 from mmengine.config import Config
 from torch import Tensor, nn
 
 from ssd_plugin.deploy.graph_input import (Uint8Input,
                                            check_runtime_preprocessing,
-                                           config_input_size, normalisation,
-                                           resize_interpolation)
+                                           normalisation, resize_interpolation)
 from ssd_plugin.deploy.selection import (NonMaxSuppression, deploy_test_cfg,
                                          select_detections)
 from ssd_plugin.models.ssd_head import flatten_levels
+from ssd_plugin.utils.network_input import default_boxes
 from ssd_plugin.version import __version__
 # META (the metadata_props keys) is re-exported: importable from here too.
 from ssd_runtime.metadata import (FLOAT_NCHW, INPUT_FORMATS, META, UINT8_BGR,
                                   ModelInfo)
 
-__all__ = ['End2EndSSD', 'META', 'NonMaxSuppression', 'OPSET',
-           'OUTPUT_NAMES', 'Uint8Input', 'config_input_size',
-           'deploy_test_cfg', 'export_onnx', 'select_detections']
+__all__ = ['End2EndSSD', 'META', 'NonMaxSuppression', 'OPSET', 'RawSSD',
+           'Uint8Input', 'deploy_test_cfg', 'export_onnx',
+           'select_detections']
 
 OPSET = 17
-OUTPUT_NAMES = dict(end2end=('dets', 'labels'),
-                    raw=('cls_logits', 'bbox_deltas', 'priors'))
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device of ``model``'s first parameter (the CPU without any)."""
-    param = next(model.parameters(), None)
-    return torch.device('cpu') if param is None else param.device
-
-
-class End2EndSSD(nn.Module):
-    """A detector and its head's inference as one graph (see the module).
+class RawSSD(nn.Module):
+    """A detector's network as one graph: ``cls_logits``, ``bbox_deltas``
+    and ``priors`` (the ``raw`` mode, see the module).
 
     Args:
         detector (nn.Module): mmdet ``SingleStageDetector`` with an
-            ``SSDHead``, in eval mode.
+            ``SSDHead``, in eval mode, on any device (the default boxes are
+            made there).
         input_size (tuple[int, int]): ``(H, W)`` of the network input.
-        mode (str): ``'end2end'`` or ``'raw'``.
         input_format (str): ``FLOAT_NCHW`` (default) or ``UINT8_BGR``
             (:class:`Uint8Input` first, from the detector's data
             preprocessor).
 
     Raises:
-        ValueError: On another ``mode`` or ``input_format``, or a
-            ``test_cfg`` the graph cannot hold (:func:`deploy_test_cfg`,
-            end2end only).
+        ValueError: On another ``input_format``.
     """
 
+    output_names = ('cls_logits', 'bbox_deltas', 'priors')
+    # The test_cfg baked into the graph: none without post-processing.
+    cfg: Optional[dict] = None
+
     def __init__(self, detector: nn.Module, input_size: Tuple[int, int],
-                 mode: str = 'end2end', input_format: str = FLOAT_NCHW
-                 ) -> None:
+                 input_format: str = FLOAT_NCHW) -> None:
         super().__init__()
-        if mode not in OUTPUT_NAMES:
-            raise ValueError(f'mode={mode!r}; use one of '
-                             f'{sorted(OUTPUT_NAMES)}')
         if input_format not in INPUT_FORMATS:
             raise ValueError(f'input_format={input_format!r}; use one of '
                              f'{INPUT_FORMATS}')
         self.detector = detector
-        self.mode, self.input_format = mode, input_format
+        self.input_format = input_format
         self.input_size = tuple(int(s) for s in input_size)
         self.normalise = Uint8Input(input_size, **normalisation(detector)) \
             if input_format == UINT8_BGR else None
-        head = detector.bbox_head
-        self.cfg = deploy_test_cfg(head.test_cfg) if mode == 'end2end' \
-            else None
         # A persistent buffer: the tracer sees those, and raw mode outputs it.
-        self.register_buffer('priors', self._priors())
+        self.register_buffer('priors', torch.cat(
+            default_boxes(detector, self.input_size)[1]))
 
     def example_input(self) -> Tensor:
         """A zero input of ``input_format`` at batch 1, for tracing."""
@@ -117,31 +105,45 @@ class End2EndSSD(nn.Module):
             return torch.zeros(1, *self.input_size, 3, dtype=torch.uint8)
         return torch.zeros(1, 3, *self.input_size)
 
-    def _priors(self) -> Tensor:
-        """``(P, 4)`` default boxes of the maps at ``input_size``, on the
-        detector's device (a probe input runs through the network there)."""
-        head = self.detector.bbox_head
-        device = model_device(self.detector)
-        probe = torch.zeros(1, 3, *self.input_size, device=device)
-        with torch.no_grad():
-            cls_scores, _ = head(self.detector.extract_feat(probe))
-        priors = head.prior_generator.grid_priors(
-            [tuple(s.shape[-2:]) for s in cls_scores], dtype=torch.float32,
-            device=device, input_shape=self.input_size)
-        return torch.cat([get_box_tensor(p) for p in priors])
-
-    def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
-        """An input of ``input_format`` to the outputs of ``mode``."""
+    def network(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(N, P, C + 1)`` class logits and ``(N, P, 4)`` box deltas of an
+        input of ``input_format``."""
         if self.normalise is not None:
             inputs = self.normalise(inputs)
         head = self.detector.bbox_head
         cls_scores, bbox_preds = head(self.detector.extract_feat(inputs))
-        logits = flatten_levels(cls_scores, head.cls_out_channels)
-        deltas = flatten_levels(bbox_preds, 4)
-        if self.mode == 'raw':
-            return logits, deltas, self.priors
+        return (flatten_levels(cls_scores, head.cls_out_channels),
+                flatten_levels(bbox_preds, 4))
+
+    def forward(self, inputs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """``cls_logits``, ``bbox_deltas`` and ``priors`` ``(P, 4)``."""
+        return (*self.network(inputs), self.priors)
+
+
+class End2EndSSD(RawSSD):
+    """:class:`RawSSD` and the head's inference as one graph (the
+    ``end2end`` mode, see the module).
+
+    Args:
+        detector, input_size, input_format: As :class:`RawSSD`.
+
+    Raises:
+        ValueError: On another ``input_format``, or a ``test_cfg`` the
+            graph cannot hold (:func:`deploy_test_cfg`).
+    """
+
+    output_names = ('dets', 'labels')
+
+    def __init__(self, detector: nn.Module, input_size: Tuple[int, int],
+                 input_format: str = FLOAT_NCHW) -> None:
+        super().__init__(detector, input_size, input_format)
+        self.cfg = deploy_test_cfg(detector.bbox_head.test_cfg)
+
+    def forward(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
+        """``dets`` ``(N, K, 5)`` and ``labels`` ``(N, K)``."""
+        logits, deltas = self.network(inputs)
         scores = logits.softmax(-1)[..., :-1]  # background dropped
-        boxes = head.bbox_coder.decode(
+        boxes = self.detector.bbox_head.bbox_coder.decode(
             self.priors.expand_as(deltas).reshape(-1, 4),
             deltas.reshape(-1, 4)).view_as(deltas)
         # Clip to the input as the head clips to img_shape (SSD resizes to
@@ -150,6 +152,10 @@ class End2EndSSD(nn.Module):
         limit = boxes.new_tensor([width, height, width, height])
         boxes = torch.min(boxes.clamp(min=0), limit)
         return select_detections(boxes, scores, self.cfg)
+
+
+# The graph of each export mode.
+WRAPPERS = dict(end2end=End2EndSSD, raw=RawSSD)
 
 
 def export_onnx(detector: nn.Module, path: str,
@@ -182,13 +188,15 @@ def export_onnx(detector: nn.Module, path: str,
         dict[str, str]: The ``metadata_props`` written (:data:`META`).
 
     Raises:
-        ValueError: See :class:`End2EndSSD` and
+        ValueError: On another ``mode``; see :class:`End2EndSSD` and
             :func:`check_runtime_preprocessing`.
     """
     import onnx  # the deploy extra; checked by the caller's import
     cfg = cfg if cfg is not None else getattr(detector, 'cfg', None)
+    if mode not in WRAPPERS:
+        raise ValueError(f'mode={mode!r}; use one of {sorted(WRAPPERS)}')
     cpu_copy = copy.deepcopy(detector).cpu().eval()
-    wrapper = End2EndSSD(cpu_copy, input_size, mode, input_format).eval()
+    wrapper = WRAPPERS[mode](cpu_copy, input_size, input_format).eval()
     info = ModelInfo(
         mode=mode, input_size=wrapper.input_size,
         num_classes=detector.bbox_head.num_classes, test_cfg=wrapper.cfg,
@@ -198,7 +206,7 @@ def export_onnx(detector: nn.Module, path: str,
         **normalisation(detector))
     if cfg is not None:
         check_runtime_preprocessing(cfg, info)
-    names = OUTPUT_NAMES[mode]
+    names = wrapper.output_names
     dynamic = {'input': {0: 'batch'}}
     dynamic.update({n: {0: 'batch'} for n in names if n != 'priors'})
     # Tracing warns of every Python int and assert on the way (mmdet's,

@@ -1,25 +1,21 @@
 """The graph's input and the config's test pipeline, for the ONNX export.
 
 :class:`Uint8Input` puts the data preprocessor into the graph for a
-``uint8 (N, H, W, 3)`` BGR input; :func:`config_input_size`,
-:func:`resize_interpolation` and :func:`check_runtime_preprocessing` read
-and check what the config's test pipeline does, so that ``ssd_runtime``
-(numpy and OpenCV) prepares the same numbers. Part of
+``uint8 (N, H, W, 3)`` BGR input; :func:`resize_interpolation` and
+:func:`check_runtime_preprocessing` read and check what the config's test
+pipeline does, so that ``ssd_runtime`` (numpy and OpenCV) prepares the same
+numbers. Part of
 :mod:`ssd_plugin.deploy.export`.
 """
-import copy
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmcv.transforms import Compose
 from mmdet.utils import get_test_pipeline_cfg
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
 from torch import Tensor, nn
 
-from ssd_plugin.registry import MODELS
+from ssd_plugin.utils.network_input import network_inputs
 from ssd_runtime.metadata import FLOAT_NCHW, INTERPOLATIONS, ModelInfo
 from ssd_runtime.preprocess import preprocess
 
@@ -76,43 +72,6 @@ class Uint8Input(nn.Module):
             self.std.expand(self.plane)
 
 
-def _test_inputs(cfg: Config, images: Sequence[np.ndarray]) -> List[Tensor]:
-    """The config's test pipeline and data preprocessor on BGR arrays: one
-    ``(1, 3, H, W)`` network input per image."""
-    init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
-    pipeline = copy.deepcopy(get_test_pipeline_cfg(cfg))
-    pipeline[0].type = 'mmdet.LoadImageFromNDArray'
-    transform = Compose(pipeline)
-    preprocessor = MODELS.build(cfg.model.data_preprocessor)
-    inputs = []
-    for image in images:
-        sample = transform(dict(img=image, img_id=0))
-        with torch.no_grad():
-            inputs.append(preprocessor(pseudo_collate([sample]),
-                                       False)['inputs'])
-    return inputs
-
-
-def config_input_size(cfg: Config) -> Tuple[int, int]:
-    """``(H, W)`` the config's test pipeline and preprocessor feed the net.
-
-    Two images of different shapes go through both; SSD's pipeline resizes
-    every image to the same input (``Resize(keep_ratio=False)``).
-
-    Raises:
-        ValueError: If the two inputs differ in size.
-    """
-    sizes = [tuple(x.shape[-2:]) for x in _test_inputs(
-        cfg, [np.zeros(shape, np.uint8)
-              for shape in ((480, 640, 3), (500, 333, 3))])]
-    if sizes[0] != sizes[1]:
-        raise ValueError(
-            f'the test pipeline turns 480x640 and 500x333 images into '
-            f'{sizes[0]} and {sizes[1]} inputs; ONNX export needs one fixed '
-            "size: Resize(scale=..., keep_ratio=False) as SSD's configs")
-    return sizes[0]
-
-
 def resize_interpolation(cfg: Config) -> str:
     """The interpolation of the test pipeline's ``Resize`` (mmcv's name;
     ``'bilinear'``, its default, without one)."""
@@ -142,7 +101,7 @@ def check_runtime_preprocessing(cfg: Config, info: ModelInfo,
     """
     image = np.random.default_rng(seed).integers(0, 256, (97, 131, 3),
                                                  np.uint8)
-    expected = _test_inputs(cfg, [image])[0].numpy()
+    expected = network_inputs(cfg, [image])[0].numpy()
     as_float = ModelInfo(**dict(vars(info), input_format=FLOAT_NCHW))
     got = preprocess([image], as_float)[0]
     if got.shape != expected.shape or not np.allclose(got, expected,

@@ -19,21 +19,17 @@ oneDNN kernels gain the most. Per-tensor weights, u8 weights (ONNX
 Runtime's "u8u8") and 7-bit weights (``reduce_range``) were measured and
 are no faster; NNCF's OpenVINO model runs the same kernels (the same speed).
 """
-import copy
 import glob
 import os.path as osp
-from typing import Iterator, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
-import torch
-from mmcv.transforms import Compose
-from mmdet.utils import get_test_pipeline_cfg
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
 
 from ssd_plugin.deploy.backends import import_backend
-from ssd_plugin.registry import DATASETS, MODELS
+from ssd_plugin.registry import DATASETS
+from ssd_plugin.utils.config import leaf_datasets, use_default_scope
+from ssd_plugin.utils.network_input import network_inputs
 
 # The network's ops (quantized); torch's exporter names each node by its
 # module path, e.g. '/backbone/layer1/layer1.0/conv1/Conv'.
@@ -47,13 +43,15 @@ FP32_SCOPES = ('/neck/l2_norm/', )
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
-def _inputs(cfg: Config, samples: Iterator[dict]) -> Iterator[np.ndarray]:
-    """``(1, 3, H, W)`` float32 network inputs of pipeline outputs."""
-    preprocessor = MODELS.build(cfg.model.data_preprocessor)
-    for sample in samples:
-        with torch.no_grad():
-            batch = preprocessor(pseudo_collate([sample]), False)
-        yield batch['inputs'].float().contiguous().numpy()
+def _train_images(cfg: Config) -> List[str]:
+    """The image paths of the config's train set, leaf after leaf."""
+    use_default_scope(cfg)
+    paths = []
+    for leaf in leaf_datasets(cfg.train_dataloader.dataset):
+        dataset = DATASETS.build(dict(leaf, pipeline=[]))
+        paths += [dataset.get_data_info(i)['img_path']
+                  for i in range(len(dataset))]
+    return paths
 
 
 def calibration_inputs(cfg: Config, num_images: int,
@@ -61,12 +59,15 @@ def calibration_inputs(cfg: Config, num_images: int,
                        ) -> List[np.ndarray]:
     """Network inputs of ``num_images`` calibration images.
 
+    Each image goes through the config's test pipeline and data
+    preprocessor (:func:`~ssd_plugin.utils.network_input.network_inputs`).
+
     Args:
         cfg (Config): The model's config.
         num_images (int): Images to use, spread evenly over the set.
         image_dir (str, optional): A folder of images (no annotations
-            needed); None: the config's train set, through the test
-            pipeline (no augmentation).
+            needed); None: the config's train set (its images only, no
+            augmentation).
 
     Returns:
         list[np.ndarray]: ``(1, 3, H, W)`` float32 arrays.
@@ -77,44 +78,18 @@ def calibration_inputs(cfg: Config, num_images: int,
     if num_images < 1:
         raise ValueError(f'num_images={num_images}; calibrate on at least '
                          'one image (a few hundred is typical)')
-    init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
-    pipeline = get_test_pipeline_cfg(cfg)
     if image_dir is not None:
         paths = sorted(p for p in glob.glob(osp.join(image_dir, '*'))
                        if p.lower().endswith(IMAGE_SUFFIXES))
         if not paths:
             raise ValueError(f'no {IMAGE_SUFFIXES} images in {image_dir!r}')
-        step = max(len(paths) // num_images, 1)
-        transform = Compose(pipeline)
-        samples = (transform(dict(img_path=p, img_id=i))
-                   for i, p in enumerate(paths[::step][:num_images]))
-        return list(_inputs(cfg, samples))
-    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset,
-                                  pipeline=pipeline))
-    if len(dataset) == 0:
-        raise ValueError('the config\'s train set is empty; pass --images')
-    step = max(len(dataset) // num_images, 1)
-    indices = range(0, len(dataset), step)[:num_images]
-    return list(_inputs(cfg, (dataset[i] for i in indices)))
-
-
-def array_inputs(cfg: Config,
-                 images: Sequence[np.ndarray]) -> List[np.ndarray]:
-    """Network inputs of BGR image arrays (as ``inference_detector``).
-
-    Args:
-        cfg (Config): The model's config.
-        images (Sequence[np.ndarray]): ``(h, w, 3)`` uint8 BGR.
-
-    Returns:
-        list[np.ndarray]: ``(1, 3, H, W)`` float32 arrays.
-    """
-    init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
-    pipeline = copy.deepcopy(get_test_pipeline_cfg(cfg))
-    pipeline[0].type = 'mmdet.LoadImageFromNDArray'
-    transform = Compose(pipeline)
-    return list(_inputs(cfg, (transform(dict(img=im, img_id=i))
-                              for i, im in enumerate(images))))
+    else:
+        paths = _train_images(cfg)
+        if not paths:
+            raise ValueError('the config\'s train set is empty; pass --images')
+    step = max(len(paths) // num_images, 1)
+    chosen = paths[::step][:num_images]
+    return [x.numpy() for x in network_inputs(cfg, chosen)]
 
 
 class _Reader:
@@ -196,12 +171,24 @@ def quantize_int8(model_path: str, out_path: str,
 
     Returns:
         int: Number of network nodes quantized.
+
+    Raises:
+        ValueError: If ``model_path`` has no node of :data:`NETWORK_OPS`
+            under :data:`NETWORK_SCOPES` (ONNX Runtime would read an empty
+            ``nodes_to_quantize`` as "every node", decoding and NMS too).
     """
     onnx = import_backend('onnx')
     quantization = import_backend('onnxruntime.quantization')
     model = onnx.load(model_path)
     inline_identities(model)
     nodes = network_nodes(model)
+    if not nodes:
+        raise ValueError(
+            f'{model_path!r} has no {"/".join(NETWORK_OPS)} node named under '
+            f'{NETWORK_SCOPES}, so nothing would tell the network from the '
+            'post-processing; quantize a model exported by '
+            'tools/deployment/export_onnx.py (torch names its nodes by '
+            'module path)')
     quantization.quantize_static(
         model, out_path, _Reader(model.graph.input[0].name, inputs),
         quant_format=quantization.QuantFormat.QDQ, per_channel=True,

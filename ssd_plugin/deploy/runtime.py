@@ -22,11 +22,11 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.model import BaseModel
-from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ssd_plugin.registry import MODELS
+from ssd_plugin.utils.config import load_config, use_default_scope
 from ssd_runtime.backends import build_session
 from ssd_runtime.detections import to_original
 from ssd_runtime.metadata import (UINT8_BGR, ModelInfo, parse_metadata,
@@ -131,11 +131,11 @@ class DeployedDetector(BaseModel):
     def __init__(self, model_path: str, config: Union[str, Config],
                  backend: str = 'onnxruntime', precision: str = 'f32',
                  num_threads: Optional[int] = None) -> None:
-        cfg = config if isinstance(config, Config) else Config.fromfile(
-            config)
+        cfg = config if isinstance(config, Config) else load_config(
+            config, set_scope=False)
         # As mmdet's init_detector: inference_detector builds the test
         # pipeline's unscoped names (PackDetInputs) in the default scope.
-        init_default_scope(cfg.get('default_scope', 'ssd_plugin'))
+        use_default_scope(cfg)
         super().__init__(
             data_preprocessor=MODELS.build(cfg.model.data_preprocessor))
         self.session = build_session(model_path, backend, precision,
@@ -149,7 +149,6 @@ class DeployedDetector(BaseModel):
                 'end2end exports: export_onnx.py ... --mode end2end')
         self.cfg = cfg  # read by mmdet's inference_detector
         self.dataset_meta = dict(classes=tuple(self.meta['classes']))
-        self.backend, self.precision = backend, precision
 
     def forward(self, inputs: Tensor,
                 data_samples: Optional[List[DetDataSample]] = None,

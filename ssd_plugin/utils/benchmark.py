@@ -17,9 +17,6 @@ import torch
 from mmdet.structures.bbox import bbox_overlaps
 from mmengine.structures import InstanceData
 
-# Re-exported for the benchmark tools that read it here.
-from ssd_plugin.utils.mmdet_ssd import MMDET_SSD300  # noqa: F401
-
 
 def sample_dir() -> str:
     """matplotlib's folder of sample photographs (``grace_hopper.jpg``...),
@@ -30,13 +27,6 @@ def sample_dir() -> str:
                           'are not there: pip install matplotlib, or pass '
                           '--images')
     return osp.join(osp.dirname(spec.origin), 'mpl-data', 'sample_data')
-
-
-def __getattr__(name: str) -> str:
-    """``SAMPLE_DIR``: :func:`sample_dir`, for the tools that import it."""
-    if name == 'SAMPLE_DIR':
-        return sample_dir()
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def add_timing_args(parser: argparse.ArgumentParser, rounds: int,
@@ -62,13 +52,6 @@ def set_process_threads(threads: Optional[int]) -> None:
     if threads:
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
-
-
-def check_timing(rounds: int, threads: Optional[int]) -> None:
-    """:func:`check_timing_args`, then :func:`set_process_threads`: the
-    benchmark tools' start."""
-    check_timing_args(rounds, threads)
-    set_process_threads(threads)
 
 
 def read_images(paths: Sequence[str]) -> List[np.ndarray]:
@@ -173,40 +156,3 @@ def detection_agreement(reference: InstanceData, other: InstanceData,
     same &= bbox_overlaps(reference.bboxes.float(),
                           other.bboxes.float()) > iou_thr
     return min(int(same.any(1).sum()), int(same.any(0).sum())), total
-
-
-def calibrate_head(model: torch.nn.Module, inputs: torch.Tensor,
-                   logit_std: float = 1.0,
-                   background_bias: float = 7.0) -> None:
-    """Rescale a random SSD head in place to trained-like scores.
-
-    Random weights score every (box, class) pair about ``1 / (C + 1)``, so
-    thousands pass ``score_thr`` and NMS works far harder than on a trained
-    model. Per level, the last conv of each predictor (a conv, or the last
-    of a ``Sequential`` such as SSDLite's depthwise-separable one) is
-    scaled so that on ``inputs`` the class logits have standard deviation
-    ``logit_std`` and zero bias but ``background_bias`` on the background
-    (index ``C`` of ``C + 1``), the offsets unit deviation.
-
-    Args:
-        model (nn.Module): Detector with an ``SSDHead`` (ours or mmdet's).
-        inputs (Tensor): ``(N, 3, H, W)`` preprocessed images.
-        logit_std (float): Of the class logits.
-        background_bias (float): Added to the background logit.
-    """
-    head = model.bbox_head
-    scores = head.cls_out_channels
-    with torch.no_grad():
-        feats = model.extract_feat(inputs)
-        for feat, cls, reg in zip(feats, head.cls_convs, head.reg_convs):
-            for predictor, std in ((cls, logit_std), (reg, 1.0)):
-                if isinstance(predictor, torch.nn.Sequential):
-                    feat_in = predictor[:-1](feat)
-                    predictor = predictor[-1]
-                else:
-                    feat_in = feat
-                predictor.bias.zero_()
-                predictor.weight.mul_(
-                    std / predictor(feat_in).std().clamp(min=1e-12))
-            last = cls[-1] if isinstance(cls, torch.nn.Sequential) else cls
-            last.bias[scores - 1::scores] = background_bias

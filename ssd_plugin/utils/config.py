@@ -1,9 +1,11 @@
-"""A config file read as every tool reads it, and what a config says
-without building anything: its registry scope and its leaf datasets."""
+"""A config file read as every tool reads it (``--cfg-options`` included),
+and what a config says without building anything: its registry scope and
+its leaf datasets."""
+import argparse
 import os.path as osp
 from typing import List, Optional
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -36,6 +38,16 @@ def load_config(path: str, options: Optional[dict] = None,
     if set_scope:
         use_default_scope(cfg)
     return cfg
+
+
+def add_cfg_options(parser: argparse.ArgumentParser,
+                    help_text: str = 'override config values, key=value (e.g. '
+                    'train_cfg.max_epochs=12 model.bbox_head.num_classes=4)'
+                    ) -> None:
+    """Add ``--cfg-options key=value ...`` to a tool's command line: the
+    ``options`` of :func:`load_config` (mmengine's ``DictAction``)."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        metavar='KEY=VALUE', help=help_text)
 
 
 def leaf_datasets(dataset: dict) -> List[dict]:

@@ -20,7 +20,6 @@ Shapes: ``N`` images, ``B`` boxes, ``C`` classes.
 """
 import copy
 import functools
-import logging
 import os.path as osp
 import statistics
 import tempfile
@@ -29,18 +28,17 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
-from mmdet.apis import init_detector
 from mmdet.structures import DetDataSample
-from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
 from mmengine.structures import InstanceData
 from torch import nn
 
 from ssd_plugin.testing.shapes import draw_image
 from ssd_plugin.utils.benchmark import detection_agreement, time_interleaved
-from ssd_plugin.utils.config import SSD300_COCO
-from ssd_plugin.utils.mmdet_ssd import build_mmdet_ssd300, calibrate_head
+from ssd_plugin.utils.config import SSD300_COCO, load_config
+from ssd_plugin.utils.mmdet_ssd import (build_mmdet_ssd300, calibrate_head,
+                                        random_detector)
+from ssd_plugin.utils.network_input import config_input_size
 
 DTYPES = dict(fp32=None, fp16=torch.float16, bf16=torch.bfloat16)
 
@@ -97,11 +95,9 @@ def build_ours(config: str = SSD300_COCO, device: str = 'cpu',
 @functools.lru_cache(maxsize=4)
 def _built(config: str, seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    model = init_detector(Config.fromfile(config), None, device='cpu')
-    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init's log
-    model.init_weights()
+    model = random_detector(load_config(config, set_scope=False))
     calibrate_head(model, probe_inputs(model))
-    return model.eval()
+    return model
 
 
 def probe_inputs(model: nn.Module, num: int = 1,
@@ -493,8 +489,8 @@ def check_deploy(device: str, batch: int = 2, seed: int = 0) -> Dict:
             predictions_vs_fp32=agreement(reference, preds))
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'ssd300.onnx')
-        export_onnx(dev_model, path, (300, 300))
-        deployed = DeployedDetector(path, Config.fromfile(SSD300_COCO))
+        export_onnx(dev_model, path, config_input_size(cpu_model.cfg))
+        deployed = DeployedDetector(path, cpu_model.cfg)
         result['exported_from'] = str(next(dev_model.parameters()).device)
         result['deployed_on'] = device
         result['deployed_vs_torch'] = agreement(

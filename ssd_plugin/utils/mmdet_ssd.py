@@ -1,20 +1,25 @@
-"""MMDetection's own SSD300 as the reference our SSD is measured against.
+"""MMDetection's own SSD300 as the reference our SSD is measured against,
+and random detectors that score like trained ones.
 
-Built from the config shipped in mmdet's wheel without a download, with
-mmdet 3.3's predict crash patched (its ``SSDHead`` skips
+mmdet's is built from the config shipped in its wheel without a download,
+with mmdet 3.3's predict crash patched (its ``SSDHead`` skips
 ``AnchorHead.__init__``: ``'SSDHead' object has no attribute 'loss_cls'``,
-mmdet #11063/#11305/#11780), and a random head made to score like a trained
-one, so that post-processing does the work it does on real detections.
+mmdet #11063/#11305/#11780). A random head (mmdet's or ours) is made to
+score like a trained one, so that post-processing does the work it does on
+real detections.
 """
 import logging
 import os.path as osp
-from typing import Optional
+from typing import List, Optional, Sequence, Union
 
 import mmdet
 import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import Tensor, nn
+
+from ssd_plugin.models.ssd_head import flatten_levels
+from ssd_plugin.utils.config import load_config
 
 # mmdet 3.3's SSD300 COCO config, shipped in its wheel.
 MMDET_SSD300 = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'ssd',
@@ -33,6 +38,29 @@ def patch_ssd_head(head: nn.Module) -> None:
         head.loss_cls.use_sigmoid = False
 
 
+def random_detector(config: Union[str, Config],
+                    device: str = 'cpu') -> nn.Module:
+    """The detector of ``config`` with its random initial weights.
+
+    ``init_detector`` without a checkpoint, then ``init_weights`` (the
+    config's init, e.g. Xavier for our head; draws from torch's generator:
+    seed it first), its log quietened.
+
+    Args:
+        config (str | Config): A config file or a loaded config (read by
+            ``init_detector``; an ``init_cfg`` that downloads would).
+        device (str): Where to put it.
+
+    Returns:
+        nn.Module: The detector in eval mode, ``cfg`` set.
+    """
+    from mmdet.apis import init_detector
+    model = init_detector(config, None, device=device)
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init's log
+    model.init_weights()
+    return model.eval()
+
+
 def build_mmdet_ssd300(device: str = 'cpu',
                        nms_pre: Optional[int] = None) -> nn.Module:
     """mmdet's SSD300 (COCO, 80 classes) with random weights, patched.
@@ -45,16 +73,13 @@ def build_mmdet_ssd300(device: str = 'cpu',
     Returns:
         nn.Module: mmdet's ``SingleStageDetector`` in eval mode.
     """
-    from mmdet.apis import init_detector
-    cfg = Config.fromfile(MMDET_SSD300)
+    cfg = load_config(MMDET_SSD300, set_scope=False)
     cfg.model.backbone.init_cfg = None  # no ImageNet download
     if nms_pre is not None:
         cfg.model.test_cfg.nms_pre = nms_pre
-    model = init_detector(cfg, None, device=device)
-    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init's log
-    model.init_weights()
+    model = random_detector(cfg, device)
     patch_ssd_head(model.bbox_head)
-    return model.eval()
+    return model
 
 
 def _last_conv(module: nn.Module) -> nn.Conv2d:
@@ -93,3 +118,28 @@ def calibrate_head(model: nn.Module, inputs: Tensor, logit_std: float = 1.0,
             conv.bias.zero_()
             conv.weight.mul_(std / body(feat).float().std().clamp(min=1e-12))
         _last_conv(cls).bias[scores - 1::scores] = background_bias
+
+
+@torch.no_grad()
+def count_candidates(model: nn.Module, inputs: Sequence[Tensor],
+                     score_thr: float) -> List[int]:
+    """Per network input, the (box, class) pairs ``model`` scores above
+    ``score_thr``: what its NMS sees before ``nms_pre``.
+
+    Args:
+        model (nn.Module): mmdet's or our SSD (``extract_feat``, a
+            ``bbox_head`` with ``cls_out_channels``, background last).
+        inputs (Sequence[Tensor]): ``(1, 3, H, W)`` network inputs
+            (:func:`~ssd_plugin.utils.network_input.network_inputs`).
+        score_thr (float): Softmax score over ``C + 1`` classes.
+
+    Returns:
+        list[int]: One count per input.
+    """
+    head = model.bbox_head
+    counts = []
+    for x in inputs:
+        cls_scores, _ = head(model.extract_feat(x))
+        scores = flatten_levels(cls_scores, head.cls_out_channels).softmax(-1)
+        counts.append(int((scores[..., :-1] > score_thr).sum()))
+    return counts

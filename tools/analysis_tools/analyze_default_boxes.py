@@ -25,13 +25,11 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-from mmengine.config import DictAction
-
 import ssd_plugin  # noqa: F401  (registers the model and datasets)
 from ssd_plugin.analysis import coverage
 from ssd_plugin.analysis.coverage_plots import (plot_best_iou, plot_matches,
                                                 plot_shapes)
-from ssd_plugin.utils.config import load_config
+from ssd_plugin.utils.config import add_cfg_options, load_config
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -50,9 +48,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num-ratios', type=int, nargs='+',
                         help='--fit: ratios per level (changes the boxes '
                         'per location, 2 + 2K); default: the config\'s')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. '
-                        'train_dataloader.dataset.data_root=data/x/')
+    add_cfg_options(parser, 'override config keys, e.g. '
+                    'train_dataloader.dataset.data_root=data/x/')
     return parser.parse_args(argv)
 
 

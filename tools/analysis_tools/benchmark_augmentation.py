@@ -1,109 +1,18 @@
 """Time per image of SSD's train augmentation: ssd_plugin against MMDetection.
 
 Each config's train pipeline without loading and packing, interleaved on the
-same decoded samples (:func:`make_sample`).
+same samples (:mod:`ssd_plugin.benchmarks.augmentation`).
 """
 import argparse
-import glob
-import os.path as osp
-import statistics
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-import cv2
-import numpy as np
-from mmcv.transforms import Compose
-from mmdet.structures.bbox import HorizontalBoxes
-from mmengine.registry import init_default_scope
-
-from ssd_plugin.analysis.dataset_check import leaf_datasets
-from ssd_plugin.registry import TRANSFORMS
-from ssd_plugin.utils.benchmark import (MMDET_SSD300, SAMPLE_DIR,
-                                        add_timing_args, check_timing,
-                                        read_images, report_rounds,
-                                        time_interleaved)
-from ssd_plugin.utils.config import load_config
-from ssd_runtime.machine import describe_machine
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'ssd300_coco.py')
-_SKIPPED = ('LoadImageFromFile', 'LoadAnnotations', 'PackDetInputs')
-Sample = Tuple[np.ndarray, np.ndarray]
+from ssd_plugin.benchmarks.augmentation import run
+from ssd_plugin.utils.benchmark import add_timing_args
+from ssd_plugin.utils.config import SSD300_COCO, add_cfg_options
+from ssd_plugin.utils.mmdet_ssd import MMDET_SSD300
 
 
-def augmentation_from_config(path: str) -> List[dict]:
-    """The train pipeline of a config (its first dataset's with one) without
-    the loading and packing steps."""
-    leaves = leaf_datasets(load_config(path, set_scope=False).get(
-        'train_dataloader', {}).get('dataset', {}))
-    pipeline = next(filter(None, (d.get('pipeline') for d in leaves)), None)
-    if not pipeline:
-        raise ValueError(
-            f'{path} has no train_dataloader dataset pipeline; pass '
-            f'a training config')
-    return [t for t in pipeline if t['type'].split('.')[-1] not in _SKIPPED]
-
-
-def build_augmentation(path: str) -> Compose:
-    """:func:`augmentation_from_config` built in the ``ssd_plugin`` scope."""
-    init_default_scope('ssd_plugin')
-    return Compose(
-        [TRANSFORMS.build(t) for t in augmentation_from_config(path)])
-
-
-def annotated_results(img: np.ndarray, boxes: np.ndarray) -> dict:
-    """What ``LoadImageFromFile`` + ``LoadAnnotations`` give a pipeline for
-    an (H, W, 3) BGR ``img`` (not copied) and (N, 4) pixel ``boxes`` (copied),
-    all of label 0, none ignored."""
-    h, w = img.shape[:2]
-    return dict(img=img, img_shape=(h, w), ori_shape=(h, w),
-                gt_bboxes=HorizontalBoxes(boxes.copy()),
-                gt_bboxes_labels=np.zeros(len(boxes), np.int64),
-                gt_ignore_flags=np.zeros(len(boxes), bool))
-
-
-def make_sample(photo: np.ndarray, rng: np.random.Generator,
-                max_boxes: int = 6) -> Sample:
-    """A random crop (60-100 % of each side) of an (H, W, 3) uint8 ``photo``,
-    longer side 300-700 px, contiguous, and 1 to ``max_boxes`` (VOC averages
-    2.5 objects, COCO 7.3) (N, 4) float32 boxes of 10-70 % of each side."""
-    h, w = photo.shape[:2]
-    ch, cw = (int(s * rng.uniform(0.6, 1.0)) for s in (h, w))
-    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-    scale = rng.uniform(300, 700) / max(ch, cw)
-    img = cv2.resize(photo[y:y + ch, x:x + cw],
-                     (round(cw * scale), round(ch * scale)))
-    ih, iw = img.shape[:2]
-    n = rng.integers(1, max_boxes + 1)
-    size = rng.uniform(0.1, 0.7, (n, 2)) * (iw, ih)
-    xy = rng.uniform(0, 1, (n, 2)) * ((iw, ih) - size)
-    return np.ascontiguousarray(img), np.concatenate([xy, xy + size],
-                                                     1).astype(np.float32)
-
-
-def load_samples(images: Sequence[str], num_samples: int, seed: int,
-                 max_boxes: int = 6) -> List[Sample]:
-    """``num_samples`` samples made from the photographs in turn."""
-    photos = read_images(images)
-    if not photos:
-        raise FileNotFoundError('no photographs; pass readable --images')
-    rng = np.random.default_rng(seed)
-    return [make_sample(photos[i % len(photos)], rng, max_boxes)
-            for i in range(num_samples)]
-
-
-def check_output_sizes(pipelines: Dict[str, Compose],
-                       samples: Sequence[Sample]) -> None:
-    """Run every pipeline on ``samples`` (a warm-up too): the same output
-    size from all, or a ``ValueError`` naming the sizes."""
-    for img, boxes in samples:
-        sizes = {name: pipeline(annotated_results(img, boxes))['img'].shape
-                 for name, pipeline in pipelines.items()}
-        if len(set(sizes.values())) > 1:
-            raise ValueError(f'the pipelines give images of different sizes '
-                             f'{sizes}; pass configs of the same input size')
-
-
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--images', nargs='+', default=None,
@@ -114,41 +23,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-boxes', type=int, default=6,
                         help='1 to this many boxes per sample')
-    parser.add_argument('--config', default=DEFAULT_CONFIG,
+    parser.add_argument('--config', default=SSD300_COCO,
                         help='our training config (default: SSD300 COCO)')
     parser.add_argument('--mmdet-config', default=MMDET_SSD300,
                         help="mmdet's (default: its SSD300 COCO config)")
-    return parser.parse_args()
+    add_cfg_options(parser, 'override values of --config, key=value')
+    return parser.parse_args(argv)
 
 
-def run(images: Sequence[str], num_samples: int, rounds: int, seed: int,
-        max_boxes: int = 6, config: str = DEFAULT_CONFIG,
-        mmdet_config: str = MMDET_SSD300, threads: int = 1) -> List[float]:
-    """Print ms/image per pipeline and round; return the per-round ratios."""
-    check_timing(rounds, threads)
-    print(describe_machine(threads, modules=('numpy', 'cv2', 'mmdet')))
-    samples = load_samples(images, num_samples, seed, max_boxes)
-    pixels = np.mean([img.shape[0] * img.shape[1] for img, _ in samples])
-    print(f'{num_samples} samples/round from {len(images)} photographs, '
-          f'mean {pixels / 1e3:.0f} kpixels; {threads} thread(s)')
-    pipelines = dict(mmdet=build_augmentation(mmdet_config),
-                     ssd_plugin=build_augmentation(config))
-    np.random.seed(seed)
-    check_output_sizes(pipelines, samples[:10])
-    times = time_interleaved(pipelines, samples, rounds, warmup=0,
-                             prepare=lambda sample: annotated_results(*sample))
-    ratios = report_rounds(times, rounds, 'mmdet', unit='ms/image')
-    print(f'median of the per-round ratios: '
-          f'{statistics.median(ratios["ssd_plugin"]):.2f}')
-    return ratios['ssd_plugin']
-
-
-def main() -> None:
-    """Run the benchmark with the command line's options."""
-    args = parse_args()
-    images = args.images or sorted(glob.glob(osp.join(SAMPLE_DIR, '*.jpg')))
-    run(images, args.samples, args.rounds, args.seed, args.max_boxes,
-        args.config, args.mmdet_config, args.threads)
+def main(argv: Optional[Sequence[str]] = None) -> List[float]:
+    """Run the benchmark; return mmdet's / our time per round."""
+    return run(**vars(parse_args(argv)))
 
 
 if __name__ == '__main__':

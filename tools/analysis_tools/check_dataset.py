@@ -22,18 +22,15 @@ Usage::
 """
 import argparse
 import json
-import os.path as osp
 import sys
-from collections import Counter, defaultdict
-from typing import Dict, List, Optional
-
-from mmengine.config import DictAction
+from collections import defaultdict
+from typing import List, Optional
 
 import ssd_plugin  # noqa: F401  (registers the datasets)
 from ssd_plugin.analysis.config_check import (check_source, dataset_sources,
-                                              format_problems)
-from ssd_plugin.analysis.dataset_check import clean_coco, count_problems
-from ssd_plugin.utils.config import load_config
+                                              format_problems, write_clean)
+from ssd_plugin.analysis.dataset_check import count_problems
+from ssd_plugin.utils.config import add_cfg_options, load_config
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -43,33 +40,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--json', help='write the counts per kind here')
     parser.add_argument('--write-clean', metavar='OUT.json',
                         help='write the COCO file without the offenders')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_cfg_options(parser)
     return parser.parse_args(argv)
-
-
-def write_clean(sources: List[dict], problems: Dict[str, list],
-                out: str) -> None:
-    """``--write-clean``: each COCO file without its offenders."""
-    coco = [s for s in sources if s['kind'] == 'coco']
-    for skipped in (s for s in sources if s['kind'] != 'coco'):
-        print(f'--write-clean: {skipped["ann_file"]} is VOC, not written '
-              '(only COCO files are)')
-    stem, ext = osp.splitext(out)
-    per_split = Counter(s['split'] for s in coco)
-    for k, source in enumerate(coco):
-        path = f'{stem}_{source["split"]}'
-        if per_split[source['split']] > 1:
-            path += f'_{k}'
-        path = out if len(coco) == 1 else path + ext
-        clean, removed = clean_coco(source['coco'],
-                                    problems[source['ann_file']])
-        with open(path, 'w') as f:
-            json.dump(clean, f)
-        print(f'--write-clean: {path} from {source["ann_file"]}: removed '
-              f'{removed["removed_images"]} images, '
-              f'{removed["removed_annotations"]} annotations with a '
-              f'problem, {removed["removed_with_images"]} annotations of '
-              'removed images')
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -22,14 +22,12 @@ import json
 import os.path as osp
 from typing import Dict, List, Optional
 
-from mmengine.config import DictAction
-
 import ssd_plugin  # noqa: F401  (registers our components)
 from ssd_plugin.analysis.mmdet_comparison import (VARIANTS, crop_statistics,
                                                   summary_lines,
                                                   train_and_test,
                                                   variant_config)
-from ssd_plugin.utils.config import load_config
+from ssd_plugin.utils.config import add_cfg_options, load_config
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -45,11 +43,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--crop-stats', type=int, default=0, metavar='N',
                         help='instead of training, crop N train samples '
                         'with each variant and print the statistics')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config values for both variants, key=value (e.g. '
-        'train_cfg.max_epochs=12 '
-        'train_dataloader.dataset.pipeline.4.constraint=any)')
+    add_cfg_options(parser, 'override config values for both variants, '
+                    'key=value (e.g. train_cfg.max_epochs=12 '
+                    'train_dataloader.dataset.pipeline.4.constraint=any)')
     return parser.parse_args(argv)
 
 

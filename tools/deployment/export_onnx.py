@@ -4,6 +4,7 @@ Usage::
 
     python tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT.onnx
         [--mode {end2end,raw}] [--input {float32,uint8}]
+        [--cfg-options k=v ...]
 
 ``end2end`` (default): outputs ``dets`` ``(N, K, 5)`` and ``labels``
 ``(N, K)`` int64 in input pixels with the config's ``test_cfg`` baked in
@@ -24,7 +25,9 @@ from typing import List, Optional
 from mmdet.apis import init_detector
 
 from ssd_plugin.deploy.backends import import_backend
-from ssd_plugin.deploy.export import config_input_size, export_onnx
+from ssd_plugin.deploy.export import WRAPPERS, export_onnx
+from ssd_plugin.utils.config import add_cfg_options, load_config
+from ssd_plugin.utils.network_input import config_input_size
 from ssd_runtime.metadata import FLOAT_NCHW, UINT8_BGR
 
 INPUTS = dict(float32=FLOAT_NCHW, uint8=UINT8_BGR)
@@ -35,12 +38,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('out', help='output .onnx file')
-    parser.add_argument('--mode', choices=('end2end', 'raw'),
+    parser.add_argument('--mode', choices=tuple(WRAPPERS),
                         default='end2end')
     parser.add_argument('--input', choices=tuple(INPUTS), default='float32',
                         help='float32: the data preprocessor\'s (N, 3, H, '
                         'W) output; uint8: the resized (N, H, W, 3) BGR '
                         'image, normalised in the graph (for ssd_runtime)')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 
@@ -48,7 +52,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     """Export, check with ``onnx.checker``, print what was baked in."""
     args = parse_args(argv)
     import_backend('onnx')  # fail before building the model
-    model = init_detector(args.config, args.checkpoint, device='cpu')
+    cfg = load_config(args.config, args.cfg_options)
+    model = init_detector(cfg, args.checkpoint, device='cpu')
     size = config_input_size(model.cfg)
     meta = export_onnx(model, args.out, size, args.mode,
                        classes=model.dataset_meta.get('classes'),

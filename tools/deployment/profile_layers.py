@@ -22,17 +22,14 @@ from ssd_plugin.deploy.layer_profile import (convolutions,
                                              onnxruntime_layers,
                                              openvino_layers, summarize)
 from ssd_plugin.deploy.runtime import read_metadata
+from ssd_runtime.backends import add_backend_args
 from ssd_runtime.machine import describe_machine
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('model', help='.onnx from export_onnx.py/quantize.py')
-    parser.add_argument('--backend', choices=('openvino', 'onnxruntime'),
-                        default='openvino')
-    parser.add_argument('--precision', choices=('f32', 'bf16'),
-                        default='f32', help='OpenVINO inference precision')
-    parser.add_argument('--threads', type=int, default=None)
+    add_backend_args(parser, backend='openvino')
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--layers', action='store_true',
                         help='list every layer, slowest first')

@@ -3,7 +3,7 @@
 Usage::
 
     python tools/deployment/quantize.py CONFIG MODEL.onnx OUT.onnx
-        [--images DIR] [--num-images 100]
+        [--images DIR] [--num-images 100] [--cfg-options k=v ...]
 
 Calibrates activation ranges on ``--num-images`` images of the config's
 train set passed through its test pipeline, or of the images in ``DIR``
@@ -19,11 +19,10 @@ import argparse
 import time
 from typing import List, Optional
 
-from mmengine.config import Config
-
 from ssd_plugin.deploy.quantize import (calibration_inputs, int8_advice,
                                         quantize_int8)
 from ssd_plugin.deploy.runtime import network_to_graph_input
+from ssd_plugin.utils.config import add_cfg_options, load_config
 from ssd_runtime.machine import describe_machine, visible_flags
 from ssd_runtime.metadata import read_model_info
 
@@ -37,6 +36,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='folder of calibration images (default: the '
                         "config's train set)")
     parser.add_argument('--num-images', type=int, default=100)
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 
@@ -44,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Calibrate, quantize, write ``out``; return the nodes quantized."""
     args = parse_args(argv)
     info = read_model_info(args.model)  # ours, or a clear error
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     start = time.perf_counter()
     inputs = [network_to_graph_input(x, info) for x in calibration_inputs(
         cfg, args.num_images, args.images)]

@@ -1,8 +1,8 @@
-"""End-to-end speed of a deployed SSD through ``ssd_runtime`` (the logic of
-``tools/deployment/benchmark_runtime.py``).
+"""End-to-end speed of a deployed SSD through ``ssd_runtime``
+(``tools/deployment/benchmark_runtime.py``).
 
 A model of the config with random weights and a calibrated head
-(:func:`ssd_plugin.utils.benchmark.calibrate_head`: a realistic number of
+(:func:`ssd_plugin.utils.mmdet_ssd.calibrate_head`: a realistic number of
 boxes pass the score threshold) is exported with the uint8 input and
 quantized to INT8 on the benchmark's images. Each contender is an
 ``ssd_runtime.Detector`` (backend, precision, file) called on a BGR image:
@@ -12,25 +12,32 @@ BGR image in, detections out. They run interleaved in one process
 :func:`detect_vs_runtime` compares ``ssd-detect`` on a video (decoding,
 drawing and encoding included) with the runtime alone on the same frames.
 """
-import logging
+import os
 import os.path as osp
 import statistics
+import tempfile
 import time
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
-from mmdet.apis import init_detector
-from mmengine.logging import MMLogger
+from mmengine.config import Config
 
-from ssd_plugin.deploy.export import config_input_size, export_onnx
-from ssd_plugin.deploy.quantize import array_inputs, quantize_int8
+from ssd_plugin.deploy.export import export_onnx
+from ssd_plugin.deploy.quantize import quantize_int8
 from ssd_plugin.deploy.runtime import network_to_graph_input
-from ssd_plugin.models.ssd_head import flatten_levels
-from ssd_plugin.utils.benchmark import calibrate_head, time_interleaved
+from ssd_plugin.testing.shapes_video import make_shapes_video
+from ssd_plugin.utils.benchmark import (check_timing_args, read_images,
+                                        sample_dir, time_interleaved)
+from ssd_plugin.utils.config import load_config
+from ssd_plugin.utils.mmdet_ssd import (calibrate_head, count_candidates,
+                                        random_detector)
+from ssd_plugin.utils.network_input import config_input_size, network_inputs
 from ssd_runtime import Detector
-from ssd_runtime.detect import parse_args, run
+from ssd_runtime.detect import parse_args
+from ssd_runtime.detect import run as run_detect
+from ssd_runtime.machine import describe_machine
 from ssd_runtime.metadata import UINT8_BGR, read_model_info
 
 # (name, file, backend, precision). INT8 is the file; OpenVINO runs its
@@ -43,7 +50,7 @@ CONTENDERS = (('ORT FP32', 'fp32', 'onnxruntime', 'f32'),
 BASELINE = 'ORT FP32'
 
 
-def export_benchmark_model(config: str, images: Sequence[np.ndarray],
+def export_benchmark_model(cfg: Config, images: Sequence[np.ndarray],
                            work_dir: str, seed: int = 0,
                            logit_std: float = 1.0,
                            background_bias: float = 7.0
@@ -57,13 +64,9 @@ def export_benchmark_model(config: str, images: Sequence[np.ndarray],
         ``score_thr``, what NMS sees before ``nms_pre``.
     """
     torch.manual_seed(seed)
-    model = init_detector(config, None, device='cpu')
-    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init's log
-    model.init_weights()
-    model.eval()
-    inputs = array_inputs(model.cfg, images)
-    calibrate_head(model, torch.from_numpy(inputs[0]), logit_std,
-                   background_bias)
+    model = random_detector(cfg)
+    inputs = network_inputs(model.cfg, images)
+    calibrate_head(model, inputs[0], logit_std, background_bias)
     paths = dict(fp32=osp.join(work_dir, 'fp32.onnx'),
                  int8=osp.join(work_dir, 'int8.onnx'))
     export_onnx(model, paths['fp32'], config_input_size(model.cfg),
@@ -71,14 +74,9 @@ def export_benchmark_model(config: str, images: Sequence[np.ndarray],
                 input_format=UINT8_BGR)
     info = read_model_info(paths['fp32'])
     quantize_int8(paths['fp32'], paths['int8'],
-                  [network_to_graph_input(x, info) for x in inputs])
-    head = model.bbox_head
-    with torch.no_grad():
-        for x in inputs:
-            logits = flatten_levels(head(model.extract_feat(
-                torch.from_numpy(x)))[0], head.cls_out_channels)
-            paths.setdefault('candidates', []).append(int((logits.softmax(
-                -1)[..., :-1] > head.test_cfg['score_thr']).sum()))
+                  [network_to_graph_input(x.numpy(), info) for x in inputs])
+    paths['candidates'] = count_candidates(
+        model, inputs, model.bbox_head.test_cfg['score_thr'])
     return paths
 
 
@@ -141,10 +139,80 @@ def detect_vs_runtime(model: str, backend: str, precision: str,
     for frame in frames[:10]:  # warm-up
         detector(frame)
     for _ in range(rounds):
-        summary = run(parse_args(argv))
+        summary = run_detect(parse_args(argv))
         detect_fps.append(summary['fps'])
         start = time.perf_counter()
         for frame in frames:
             detector(frame)
         runtime_fps.append(len(frames) / (time.perf_counter() - start))
     return statistics.median(detect_fps), statistics.median(runtime_fps)
+
+
+def run(config: str, images: Optional[Sequence[str]] = None,
+        sizes: Sequence[str] = ('640x480', '1280x720'), threads: int = 2,
+        rounds: int = 3, calls: int = 30, video_frames: int = 150,
+        seed: int = 0, cfg_options: Optional[dict] = None
+        ) -> Dict[str, float]:
+    """Export, time and print; return the median FPS per contender.
+
+    Args:
+        config (str): The model's config (random weights).
+        images (Sequence[str], optional): Photographs; None: matplotlib's
+            ``grace_hopper.jpg``.
+        sizes (Sequence[str]): ``'WxH'``: the first photograph also resized
+            to these (camera frames).
+        threads, rounds (int): Backend and OpenCV threads; timed rounds.
+        calls (int): Calls per image and contender in a round.
+        video_frames (int): Frames of the ``ssd-detect`` video (0: skip).
+        seed (int): Of the weights and the video.
+        cfg_options (dict, optional): Overrides of ``config``.
+    """
+    check_timing_args(rounds, threads)
+    if calls < 1:
+        raise ValueError(f'--calls={calls}: pass at least 1')
+    cv2.setNumThreads(threads)
+    arrays = read_images(images or [osp.join(sample_dir(),
+                                             'grace_hopper.jpg')])
+    for size in sizes:
+        width, height = (int(v) for v in size.split('x'))
+        arrays.append(cv2.resize(arrays[0], (width, height)))
+    with tempfile.TemporaryDirectory() as work_dir:
+        paths = export_benchmark_model(load_config(config, cfg_options),
+                                       arrays, work_dir, seed)
+        detectors = build_contenders(paths, threads)
+        counts = {name: [len(d(im)) for im in arrays]
+                  for name, d in detectors.items()}
+        print(describe_machine(threads))
+        if os.environ.get('ONEDNN_MAX_CPU_ISA'):
+            print(f'ONEDNN_MAX_CPU_ISA={os.environ["ONEDNN_MAX_CPU_ISA"]}: '
+                  "OpenVINO's kernels capped at that instruction set (ONNX "
+                  'Runtime ignores it)')
+        print(f'load average {os.getloadavg()[0]:.2f} (1 min) at the start; '
+              f'{osp.basename(config)}; images '
+              f'{[im.shape[:2] for im in arrays]}; (box, class) pairs above '
+              f'score_thr per image {paths["candidates"]}; detections per '
+              f'image {counts}')
+        fps = report_fps(time_contenders(detectors, arrays * calls, rounds))
+        print(f'load average {os.getloadavg()[0]:.2f} (1 min) at the end')
+        if video_frames:
+            _video_report(paths, max(fps, key=fps.get), threads,
+                          video_frames, seed, work_dir, rounds)
+    return fps
+
+
+def _video_report(paths: Dict[str, str], best: str, threads: int,
+                  frames: int, seed: int, work_dir: str,
+                  rounds: int) -> None:
+    """Print :func:`detect_vs_runtime` for contender ``best`` on a shapes
+    video of ``frames`` frames."""
+    _, kind, backend, precision = next(c for c in CONTENDERS if c[0] == best)
+    video = make_shapes_video(osp.join(work_dir, 'shapes.mp4'), frames,
+                              seed=seed)
+    detect, alone = detect_vs_runtime(paths[kind], backend, precision,
+                                      threads, video['path'], work_dir,
+                                      rounds)
+    print(f'ssd-detect on a {video["frame_size"][0]}x'
+          f'{video["frame_size"][1]} video of {frames} frames ({best}; '
+          f'--out video, --json): {detect:.1f} FPS, the runtime alone on its '
+          f'frames {alone:.1f} FPS: {detect / alone:.0%} (median of '
+          f'{rounds})')

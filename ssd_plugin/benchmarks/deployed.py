@@ -1,4 +1,4 @@
-"""The deployed paths of ``tools/analysis_tools/benchmark_inference.py``.
+"""The deployed contenders of :mod:`ssd_plugin.benchmarks.inference`.
 
 Each contender is ``(name, fn)`` with ``fn(images) -> detections``:
 mmdet's ``inference_detector`` on the same BGR arrays as the torch models,
@@ -25,8 +25,8 @@ from mmdet.structures import DetDataSample
 from torch import nn
 
 from ssd_plugin.deploy import DeployedDetector, bf16_network, export_onnx
-from ssd_plugin.deploy.export import config_input_size
-from ssd_plugin.deploy.quantize import array_inputs, quantize_int8
+from ssd_plugin.deploy.quantize import quantize_int8
+from ssd_plugin.utils.network_input import config_input_size, network_inputs
 from ssd_runtime.machine import visible_flags
 
 Detector = Callable[[Sequence[np.ndarray]], List[DetDataSample]]
@@ -60,7 +60,8 @@ def deployment_contenders(model: nn.Module, images: Sequence[np.ndarray],
     int8 = osp.join(work_dir, 'ssd_int8.onnx')
     start = time.perf_counter()
     export_onnx(model, fp32, config_input_size(model.cfg))
-    quantize_int8(fp32, int8, array_inputs(model.cfg, images))
+    quantize_int8(fp32, int8,
+                  [x.numpy() for x in network_inputs(model.cfg, images)])
     print(f'[deploy] exported and quantized in '
           f'{time.perf_counter() - start:.0f} s')
     contenders = [('torch BF16', torch_bf16(model))]
