@@ -401,6 +401,18 @@ def test_every_conv_runs_int8_kernels(exported, int8, backend):
     assert not [c for c in convs if c.precision == 'int8']
 
 
+@pytest.mark.parametrize('fmt', ['end2end', 'uint8'])
+def test_profile_tool_feeds_each_input_format(quickstart_onnx, fmt, capsys):
+    """profile_layers.py on a float and a uint8-input export: the graph's
+    31 convs (FP32 file: none in int8), each run by OpenVINO."""
+    pytest.importorskip('openvino')
+    tool = load_tool('deployment/profile_layers.py')
+    layers = tool.main([getattr(quickstart_onnx, fmt), '--threads', '1',
+                        '--runs', '1'])
+    assert len(convolutions(layers)) >= 31
+    assert 'convolutions in int8: 0 of' in capsys.readouterr().out
+
+
 # Run under the CPUID mask: INT8 against FP32 with AVX2 kernels, whose
 # vpmaddubsw saturates at 16 bits (VNNI's vpdpbusd does not).
 AVX2_SCRIPT = """

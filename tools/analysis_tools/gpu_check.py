@@ -4,33 +4,35 @@ Runs the checks of ``ssd_plugin.utils.gpu_check`` in order, prints each
 result as it comes and writes them all to ``--out`` (JSON); exits 1 if a
 check failed. ``--device cpu`` runs every check at small sizes (CI does).
 
-Plan for a lent GPU machine with no network (one H200 here: Python 3.12,
-torch 2.11 + CUDA 13.0, nvcc, numpy, OpenCV, onnx, onnxruntime; no
-mmengine, mmcv, mmdet or pycocotools; our pins do not apply there). Nothing
-is compiled there: everything it lacks travels as wheels in ``.whl/``
-(git-ignored), prepared on the CPU machine:
+Plan for a lent GPU machine with no network (one H200: Python 3.12, torch
+2.11 + CUDA 13.0, nvcc, numpy, OpenCV, onnx, onnxruntime; no mmengine,
+mmcv, mmdet or pycocotools; our pins do not apply there). Nothing is
+compiled there: what it lacks travels as wheels in ``.whl/`` (git-ignored),
+prepared on the CPU machine (commands in docs/gpu.md, "The GPU check"):
 
-1. ``mmcv 2.1.0`` compiled here, not there, for that exact stack:
-   a Python 3.12 venv with PyPI's ``torch==2.11.0`` (its CUDA 13.0 build,
-   the GPU machine's), CUDA 13.0's nvcc, then ``MMCV_WITH_OPS=1
-   FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=2 pip wheel
-   --no-build-isolation --no-deps mmcv==2.1.0``: 59 CUDA and 57 C++ files
-   for one architecture (sm_90, Hopper), 53 min on 2 CPU cores, no
-   device time spent. The ops-only CPU build of the same files takes
-   7-18 min on 2 cores; with 16 cores the CUDA build there would still
-   take an estimated 6-8 min, most of one 9-minute call.
-2. Pure-Python wheels downloaded for Python 3.12 (``pip download
-   --no-deps --python-version 3.12 --only-binary=:all:``): mmengine
-   0.10.7, mmdet 3.3.0, addict, yapf, platformdirs, termcolor,
-   terminaltables, and the manylinux wheels of pycocotools and shapely.
-3. One call (``timeout_s`` 420, leaving time for a rerun in 15 minutes):
+1. mmcv 2.1.0 compiled for that exact stack: a Python 3.12 venv with PyPI's
+   ``torch==2.11.0`` (its CUDA 13.0 build, the GPU machine's), CUDA 13.0's
+   nvcc, ``CPATH`` on the venv's ``nvidia/cu13/include`` (torch's
+   ``CUDAContextLight.h`` includes ``cusparse.h``, which a toolkit without
+   the math libraries lacks), ``MMCV_WITH_OPS=1 FORCE_CUDA=1
+   TORCH_CUDA_ARCH_LIST=9.0 pip wheel --no-build-isolation --no-deps``:
+   136 compile steps (59 CUDA files) for sm_90 only, about 80 CPU-minutes
+   (82 min of wall time on 2 shared cores; on the GPU machine's 16 cores an
+   estimated 5-6 min, most of a 9-minute call, hence built here). 37.8 MB,
+   6.0 MB with ``_ext``'s debug sections stripped (``wheel unpack``,
+   ``strip --strip-debug``, ``wheel pack``).
+2. For Python 3.12 (``pip download --no-deps --only-binary=:all:
+   --python-version 3.12``): mmengine 0.10.7, mmdet 3.3.0, addict, yapf,
+   platformdirs, termcolor, terminaltables, pycocotools, shapely; 12 MB
+   with mmcv.
+3. One call, ``timeout_s`` 420 (a rerun fits in the 15 minutes):
    ``pip install --no-index --no-deps --target /tmp/site .whl/*.whl``
-   (seconds), ``PYTHONPATH=/tmp/site:.:runtime``, then this script with
-   ``--device cuda --out $OUT/gpu_check.json``: about 3 minutes on the
-   H200 (model builds, 150 training steps, 30 timed configurations).
+   (2 s), ``PYTHONPATH=/tmp/site:.:runtime``, this script with ``--device
+   cuda --out $OUT/gpu_check.json``: an estimated 3 minutes on the H200.
 
-The same wheels and command run on the CPU machine in a Python 3.12 venv
-holding that torch (``--device cpu``) before any device time is spent.
+Checked on the CPU machine with the same wheels in that Python 3.12 venv:
+mmcv's ops report CUDA 13.0, import beside torch 2.11.0+cu130, and
+``--device cpu`` passes every check (49 s).
 """
 import argparse
 import json

@@ -21,9 +21,9 @@ import numpy as np
 from ssd_plugin.deploy.layer_profile import (convolutions,
                                              onnxruntime_layers,
                                              openvino_layers, summarize)
-from ssd_plugin.deploy.runtime import read_metadata
 from ssd_runtime.backends import add_backend_args
 from ssd_runtime.machine import describe_machine
+from ssd_runtime.metadata import UINT8_BGR, read_model_info
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -42,9 +42,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> list:
     """Profile, print; return the layers (``Layer`` tuples)."""
     args = parse_args(argv)
-    height, width = read_metadata(args.model)['input_size']
-    inputs = np.random.default_rng(0).standard_normal(
-        (1, 3, height, width)).astype(np.float32)
+    info = read_model_info(args.model)
+    height, width = info.input_size
+    rng = np.random.default_rng(0)  # one input in the graph's own format
+    inputs = rng.integers(0, 256, (1, height, width, 3), np.uint8) \
+        if info.input_format == UINT8_BGR else rng.standard_normal(
+            (1, 3, height, width)).astype(np.float32)
     print(describe_machine(args.threads))
     if args.backend == 'openvino':
         layers = openvino_layers(args.model, inputs, args.precision,
