@@ -217,3 +217,53 @@ def test_benchmark_inference_end_to_end(capsys):
     assert '     mmdet: detections per image [200], 200 of 200 agree' in out
     assert out.startswith('CPU: ') and 'threads: 1' in out.splitlines()[0]
     assert ratio > 0 and 'x as fast as mmdet' in out
+
+
+@pytest.mark.slow
+def test_benchmark_runtime_end_to_end(capsys):
+    # The quickstart's small model through every runtime contender, then
+    # ssd-detect on a generated video with and without the drawn video.
+    bench = load_tool('deployment/benchmark_runtime.py')
+    fps = bench.main(['--config', 'configs/quickstart/ssd_shapes.py',
+                      '--sizes', '--threads', '1', '--rounds', '1',
+                      '--calls', '1', '--video-frames', '6'])
+    out = capsys.readouterr().out
+    assert out.startswith('CPU: ') and 'threads: 1' in out.splitlines()[0]
+    names = ('ORT FP32', 'ORT INT8', 'OV FP32', 'OV BF16', 'OV INT8')
+    assert sorted(fps) == sorted(names)
+    assert all(value > 0 for value in fps.values())
+    for name in names:
+        assert f'{name}: ' in out and 'x ORT FP32' in out
+    detect = [line for line in out.splitlines()
+              if line.startswith('ssd-detect on a 640x480 video of 6 frames')]
+    assert len(detect) == 2, out
+    assert '--out video, --json' in detect[0] and '--json only' in detect[1]
+    for line in detect:
+        share = int(line.rsplit(': ', 1)[1].split('%')[0])
+        assert 0 < share
+
+
+def test_init_without_checkpoint_drops_only_mmdet_coco_warning(monkeypatch):
+    import warnings
+
+    import mmdet.apis
+
+    from ssd_plugin.utils.mmdet_ssd import (init_without_checkpoint,
+                                            random_detector)
+
+    def fake_init(config, checkpoint, device):
+        warnings.simplefilter('once')  # as mmdet does before its warning
+        warnings.warn('checkpoint is None, use COCO classes by default.')
+        warnings.warn('something else the user should see')
+        return (config, checkpoint, device)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        with monkeypatch.context() as patch:
+            patch.setattr(mmdet.apis, 'init_detector', fake_init)
+            assert init_without_checkpoint('cfg') == ('cfg', None, 'cpu')
+        model = random_detector('configs/quickstart/ssd_shapes.py')
+    messages = [str(w.message) for w in caught]
+    assert 'something else the user should see' in messages
+    assert not [m for m in messages if m.startswith('checkpoint is None')]
+    assert not model.training

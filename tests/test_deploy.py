@@ -321,6 +321,35 @@ def test_quantizer_refuses_a_graph_without_network_nodes(tmp_path):
         'QuantizeLinear', 'DequantizeLinear', 'Conv'}  # ReLU folded in
 
 
+@pytest.mark.parametrize('count', [16, 33])
+def test_quantizer_calibrates_on_every_image(tmp_path, count):
+    """The input's uint8 range is the min/max over all calibration images.
+
+    ONNX Runtime 1.32's min/max calibrator drops each full chunk of
+    ``CalibMaxIntermediateOutputs`` images without taking its range (only
+    the last ``count % chunk`` counted; none left is "No data is
+    collected"); the quantizer must not lose the first image, whose values
+    are 100 times the others'.
+    """
+    pytest.importorskip('onnxruntime')
+    from onnx import numpy_helper
+
+    from ssd_plugin.deploy.quantize import quantize_int8
+    rng = np.random.default_rng(0)
+    inputs = [rng.random((1, 1, 4, 4), np.float32) for _ in range(count)]
+    inputs[0] *= 100
+    path, out = str(tmp_path / 'in.onnx'), str(tmp_path / 'out.onnx')
+    _conv_relu(path, '/backbone/conv/')
+    quantize_int8(path, out, inputs)
+    model = onnx.load(out)
+    constants = {t.name: numpy_helper.to_array(t)
+                 for t in model.graph.initializer}
+    scale = next(constants[n.input[1]] for n in model.graph.node
+                 if n.op_type == 'QuantizeLinear' and n.input[0] == 'x')
+    expected = max(float(x.max()) for x in inputs) / 255  # asymmetric u8
+    assert float(scale) == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.fixture(scope='module')
 def int8(exported, tmp_path_factory):
     """``(INT8 .onnx, calibration folder)``: quantize.py on the images."""

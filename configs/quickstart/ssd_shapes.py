@@ -113,7 +113,7 @@ test_evaluator = val_evaluator
 # The run's length, its one setting: the cosine schedule ends at it (an
 # unset `end` is mmengine's max_epochs), and the last epoch is validated and
 # checkpointed whatever the intervals; tools/quickstart.py --epochs sets it.
-max_epochs = 28  # about 10 minutes on 2 cores (docs/benchmarks.md)
+max_epochs = 28  # 5-10 minutes on 2 cores (docs/benchmarks.md)
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')

@@ -15,7 +15,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmdet.apis import inference_detector, init_detector
+from mmdet.apis import inference_detector
 from mmdet.structures import DetDataSample
 from torch import nn
 
@@ -26,7 +26,8 @@ from ssd_plugin.utils.benchmark import (check_timing_args,
                                         set_process_threads, time_interleaved)
 from ssd_plugin.utils.config import SSD300_COCO, load_config
 from ssd_plugin.utils.mmdet_ssd import (build_mmdet_ssd300, calibrate_head,
-                                        count_candidates)
+                                        count_candidates,
+                                        init_without_checkpoint)
 from ssd_plugin.utils.network_input import network_inputs
 from ssd_runtime.machine import describe_machine
 
@@ -72,7 +73,7 @@ def build_models(image: np.ndarray, same_test_cfg: bool = False,
     our_cfg = load_config(SSD300_COCO, cfg_options)
     if same_test_cfg:
         our_cfg.model.test_cfg = theirs.cfg.model.test_cfg
-    ours = init_detector(our_cfg, None, device='cpu')
+    ours = init_without_checkpoint(our_cfg)  # the weights are mmdet's
     ours.load_state_dict(from_mmdet.convert(theirs.state_dict(), our_cfg))
     ours.dataset_meta = dict(theirs.dataset_meta)
     return theirs, ours.eval()

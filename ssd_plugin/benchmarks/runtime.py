@@ -9,15 +9,16 @@ quantized to INT8 on the benchmark's images. Each contender is an
 resize, inference with the graph's post-processing, boxes mapped back --
 BGR image in, detections out. They run interleaved in one process
 (``time_interleaved``), so a shared machine's load hits all alike.
-:func:`detect_vs_runtime` compares ``ssd-detect`` on a video (decoding,
-drawing and encoding included) with the runtime alone on the same frames.
+:func:`detect_vs_runtime` compares ``ssd-detect`` on a video (decoding
+included; drawing and encoding a video, or the JSON only) with the runtime
+alone on the same frames.
 """
 import os
 import os.path as osp
 import statistics
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -113,15 +114,22 @@ def report_fps(means: Dict[str, List[float]], baseline: str = BASELINE
     return medians
 
 
+# ssd-detect's outputs in detect_vs_runtime: the drawn video costs an
+# encode per frame, the JSON alone next to nothing.
+DETECT_OUTPUTS = {'--out video, --json': ('drawn.mp4', 'detections.json'),
+                  '--json only': (None, 'detections.json')}
+
+
 def detect_vs_runtime(model: str, backend: str, precision: str,
                       threads: int, video: str, work_dir: str,
-                      rounds: int) -> Tuple[float, float]:
-    """``ssd-detect`` on ``video`` (``--out`` video and ``--json``) against
-    the runtime alone on its decoded frames, alternating, ``rounds`` each.
+                      rounds: int) -> Dict[str, float]:
+    """``ssd-detect`` on ``video`` with each of :data:`DETECT_OUTPUTS`
+    against the runtime alone on its decoded frames, alternating, ``rounds``
+    each.
 
     Returns:
-        tuple[float, float]: Median FPS of ``ssd-detect`` and of the
-        runtime.
+        dict[str, float]: Median FPS of ``ssd-detect`` per outputs key, and
+        of the runtime alone under ``'runtime'``.
     """
     capture = cv2.VideoCapture(video)
     frames = []
@@ -131,21 +139,24 @@ def detect_vs_runtime(model: str, backend: str, precision: str,
             break
         frames.append(frame)
     detector = Detector(model, backend, precision, threads)
-    argv = [model, video, '--out', osp.join(work_dir, 'drawn.mp4'), '--json',
-            osp.join(work_dir, 'detections.json'), '--backend', backend,
-            '--precision', precision, '--threads', str(threads),
-            '--no-progress']
-    detect_fps, runtime_fps = [], []
+    common = [model, video, '--backend', backend, '--precision', precision,
+              '--threads', str(threads), '--no-progress']
+    argvs = {}
+    for key, (drawn, json_file) in DETECT_OUTPUTS.items():
+        argvs[key] = common + ['--json', osp.join(work_dir, json_file)]
+        if drawn:
+            argvs[key] += ['--out', osp.join(work_dir, drawn)]
+    fps = {key: [] for key in [*argvs, 'runtime']}
     for frame in frames[:10]:  # warm-up
         detector(frame)
     for _ in range(rounds):
-        summary = run_detect(parse_args(argv))
-        detect_fps.append(summary['fps'])
+        for key, argv in argvs.items():
+            fps[key].append(run_detect(parse_args(argv))['fps'])
         start = time.perf_counter()
         for frame in frames:
             detector(frame)
-        runtime_fps.append(len(frames) / (time.perf_counter() - start))
-    return statistics.median(detect_fps), statistics.median(runtime_fps)
+        fps['runtime'].append(len(frames) / (time.perf_counter() - start))
+    return {key: statistics.median(values) for key, values in fps.items()}
 
 
 def run(config: str, images: Optional[Sequence[str]] = None,
@@ -208,11 +219,12 @@ def _video_report(paths: Dict[str, str], best: str, threads: int,
     _, kind, backend, precision = next(c for c in CONTENDERS if c[0] == best)
     video = make_shapes_video(osp.join(work_dir, 'shapes.mp4'), frames,
                               seed=seed)
-    detect, alone = detect_vs_runtime(paths[kind], backend, precision,
-                                      threads, video['path'], work_dir,
-                                      rounds)
-    print(f'ssd-detect on a {video["frame_size"][0]}x'
-          f'{video["frame_size"][1]} video of {frames} frames ({best}; '
-          f'--out video, --json): {detect:.1f} FPS, the runtime alone on its '
-          f'frames {alone:.1f} FPS: {detect / alone:.0%} (median of '
-          f'{rounds})')
+    fps = detect_vs_runtime(paths[kind], backend, precision, threads,
+                            video['path'], work_dir, rounds)
+    alone = fps.pop('runtime')
+    for outputs, detect in fps.items():
+        print(f'ssd-detect on a {video["frame_size"][0]}x'
+              f'{video["frame_size"][1]} video of {frames} frames ({best}; '
+              f'{outputs}): {detect:.1f} FPS, the runtime alone on its '
+              f'frames {alone:.1f} FPS: {detect / alone:.0%} (median of '
+              f'{rounds})')

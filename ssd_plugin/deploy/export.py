@@ -211,8 +211,16 @@ def export_onnx(detector: nn.Module, path: str,
     dynamic.update({n: {0: 'batch'} for n in names if n != 'priors'})
     # Tracing warns of every Python int and assert on the way (mmdet's,
     # mmcv's); the static sizes they fix are intended (module docstring).
+    # The TorchScript exporter is chosen on purpose (dynamo=False: the
+    # torch.export-based one needs the onnxscript package, and the
+    # quantizer selects the network's nodes by the module-path names this
+    # one gives), so its deprecation notices are not the user's to act on.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        warnings.filterwarnings('ignore', 'You are using the legacy',
+                                DeprecationWarning)
+        warnings.filterwarnings('ignore', 'The feature will be removed',
+                                DeprecationWarning)
         torch.onnx.export(
             wrapper, (wrapper.example_input(), ), path,
             dynamo=False, opset_version=OPSET, input_names=['input'],

@@ -10,6 +10,7 @@ real detections.
 """
 import logging
 import os.path as osp
+import warnings
 from typing import List, Optional, Sequence, Union
 
 import mmdet
@@ -38,6 +39,26 @@ def patch_ssd_head(head: nn.Module) -> None:
         head.loss_cls.use_sigmoid = False
 
 
+def init_without_checkpoint(config: Union[str, Config],
+                            device: str = 'cpu') -> nn.Module:
+    """mmdet's ``init_detector`` with no checkpoint, on purpose: its warning
+    that the classes default to COCO's is dropped (the config's classes, or
+    the caller's, are set afterwards), every other warning passes.
+
+    mmdet sets ``warnings.simplefilter('once')`` just before that warning,
+    so no filter set outside can hold it: the block records the warnings
+    and re-issues all but that one.
+    """
+    from mmdet.apis import init_detector
+    with warnings.catch_warnings(record=True) as caught:
+        model = init_detector(config, None, device=device)
+    for warning in caught:
+        if not str(warning.message).startswith('checkpoint is None'):
+            warnings.warn_explicit(warning.message, warning.category,
+                                   warning.filename, warning.lineno)
+    return model
+
+
 def random_detector(config: Union[str, Config],
                     device: str = 'cpu') -> nn.Module:
     """The detector of ``config`` with its random initial weights.
@@ -54,8 +75,7 @@ def random_detector(config: Union[str, Config],
     Returns:
         nn.Module: The detector in eval mode, ``cfg`` set.
     """
-    from mmdet.apis import init_detector
-    model = init_detector(config, None, device=device)
+    model = init_without_checkpoint(config, device)
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # init's log
     model.init_weights()
     return model.eval()

@@ -12,8 +12,9 @@ realistic number of boxes pass the score threshold) with the uint8 input,
 quantizes it to INT8 on the benchmark images, and times ORT FP32/INT8 and
 OV FP32/BF16/INT8 interleaved in this process (median FPS over the rounds
 and their range; ratios to ORT FP32). Then ``ssd-detect`` on a generated
-video (decoding, drawing, encoding, JSON) against the runtime alone on the
-same frames, with the fastest contender. The machine (CPU, flags, threads,
+video (decoding, drawing and encoding a video and the JSON; then the JSON
+only) against the runtime alone on the same frames, with the fastest
+contender. The machine (CPU, flags, threads,
 versions) and the load average are printed with the figures
 (``ssd_plugin.benchmarks.runtime``). ``ONEDNN_MAX_CPU_ISA=AVX2`` in the
 environment caps OpenVINO's kernels at AVX2 (an AVX2-only CPU's instruction
