@@ -230,17 +230,42 @@ def test_benchmark_runtime_end_to_end(capsys):
     out = capsys.readouterr().out
     assert out.startswith('CPU: ') and 'threads: 1' in out.splitlines()[0]
     names = ('ORT FP32', 'ORT INT8', 'OV FP32', 'OV BF16', 'OV INT8')
-    assert sorted(fps) == sorted(names)
+    assert sorted(fps) == sorted(names)  # 1 thread: no throughput rows
     assert all(value > 0 for value in fps.values())
     for name in names:
         assert f'{name}: ' in out and 'x ORT FP32' in out
+    assert 'Throughput' not in out
+    head = [line for line in out.splitlines() if line.startswith(
+        'ssd-detect on a 640x480 video of 6 frames (OV INT8, --streams 1)')]
+    assert len(head) == 1 and 'runtime, 1 stream: ' in head[0], out
     detect = [line for line in out.splitlines()
-              if line.startswith('ssd-detect on a 640x480 video of 6 frames')]
+              if line.startswith('  ssd-detect ')]
     assert len(detect) == 2, out
     assert '--out video, --json' in detect[0] and '--json only' in detect[1]
     for line in detect:
-        share = int(line.rsplit(': ', 1)[1].split('%')[0])
-        assert 0 < share
+        assert line.endswith('of runtime, 1 stream')
+        share = line.split(' FPS, ')[1].split('%')[0]
+        assert int(share) > 0, line
+
+
+@pytest.mark.slow
+def test_benchmark_runtime_throughput_rows(capsys):
+    # With 2 threads: each INT8 contender with 1 and 2 streams, and
+    # ssd-detect against the runtime alone with each.
+    bench = load_tool('deployment/benchmark_runtime.py')
+    fps = bench.main(['--config', 'configs/quickstart/ssd_shapes.py',
+                      '--sizes', '--threads', '2', '--rounds', '1',
+                      '--calls', '2', '--video-frames', '6'])
+    out = capsys.readouterr().out
+    assert 'Throughput: images side by side in 2 streams' in out
+    for name in ('OV INT8 x1', 'OV INT8 x2', 'ORT INT8 x1', 'ORT INT8 x2'):
+        assert fps[name] > 0 and f'{name}: ' in out
+    assert 'x OV INT8 x1' in out
+    detect = [line for line in out.splitlines()
+              if line.startswith('  ssd-detect ')]
+    assert len(detect) == 2
+    assert all('of runtime, 1 stream, ' in line and
+               line.endswith('of runtime, 2 streams') for line in detect)
 
 
 def test_init_without_checkpoint_drops_only_mmdet_coco_warning(monkeypatch):

@@ -169,3 +169,53 @@ def test_max_frames_stops_early(quickstart_onnx, tmp_path):
     summary = run(parse_args([quickstart_onnx.uint8, video, '--max-frames',
                               '2', '--no-progress']))
     assert summary['frames'] == 2 and summary['skipped'] == []
+
+
+def _matched(a, b) -> bool:
+    """COCO result lists equal up to float order: per image and class, the
+    same boxes (0.05 px) and scores (1e-4)."""
+    if len(a) != len(b):
+        return False
+    rest = list(b)
+    for x in a:
+        hit = next((y for y in rest if y['image_id'] == x['image_id'] and
+                    y['category_id'] == x['category_id'] and
+                    np.allclose(y['bbox'], x['bbox'], atol=0.05) and
+                    abs(y['score'] - x['score']) < 1e-4), None)
+        if hit is None:
+            return False
+        rest.remove(hit)
+    return True
+
+
+def test_streams_keep_every_frame_in_order(quickstart_onnx, tmp_path):
+    path = _video(tmp_path / 'v.avi', frames=8, size=(160, 120))
+    found = {}
+    for streams in (1, 2):
+        coco = tmp_path / f'{streams}.json'
+        summary = run(parse_args([
+            quickstart_onnx.uint8, path, '--json', str(coco), '--threads',
+            '2', '--streams', str(streams), '--score-thr', '0',
+            '--no-progress']))
+        assert summary['frames'] == 8 and summary['streams'] == streams
+        found[streams] = json.loads(coco.read_text())
+    assert [im['id'] for im in found[2]['images']] == list(range(8))
+    assert len(found[1]['annotations']) > 8
+    assert _matched(found[1]['annotations'], found[2]['annotations'])
+    summary = run(parse_args([quickstart_onnx.uint8, path, '--threads', '2',
+                              '--streams', '2', '--max-frames', '5',
+                              '--no-progress']))
+    assert summary['frames'] == 5
+    assert '2 streams side by side' in report(summary)
+
+
+def test_streams_flag_checked(quickstart_onnx, tmp_path, capsys):
+    path = _video(tmp_path / 'v.avi', frames=2)
+    assert main([quickstart_onnx.uint8, path, '--streams', '0']) == 2
+    assert '--streams=0: give at least 1' in capsys.readouterr().err
+    assert main([quickstart_onnx.uint8, path, '--threads', '1',
+                 '--streams', '2']) == 2
+    assert 'streams=2 is more than the 1 threads' in capsys.readouterr().err
+    from ssd_runtime.detect import default_streams
+    assert default_streams(1) == 1 and default_streams(2) == 2
+    assert default_streams(16) == 2

@@ -246,6 +246,42 @@ def test_detector_calls_and_results(quickstart_onnx):
     assert len(one[:0]) == 0 and len(one[0]) == 1
 
 
+def _same(a, b) -> bool:
+    """Same boxes, labels and scores up to the backends' float order (a
+    stream with fewer threads sums in another order)."""
+    return len(a) == len(b) and np.array_equal(a.labels, b.labels) and \
+        np.allclose(a.boxes, b.boxes, atol=1e-2) and \
+        np.allclose(a.scores, b.scores, atol=1e-4)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_streams_side_by_side_give_each_image_its_detections(
+        quickstart_onnx, backend):
+    pytest.importorskip(backend)
+    images = [image for image in sample_images() for _ in range(3)]
+    one = Detector(quickstart_onnx.uint8, backend, threads=2)
+    two = Detector(quickstart_onnx.uint8, backend, threads=2, streams=2)
+    expected = [one(image) for image in images]
+    assert sum(map(len, expected)) > 0
+    assert all(map(_same, expected, two.imap(images)))
+    assert all(map(_same, expected, one.imap(iter(images))))
+    assert list(two.imap([])) == []
+    # Called from 4 threads at once: each call waits for a free stream.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        assert all(map(_same, expected, pool.map(two, images)))
+    assert 'streams=2' in repr(two)
+
+
+def test_streams_out_of_range(quickstart_onnx):
+    for backend in [b for b in BACKENDS if _installed(b)]:
+        with pytest.raises(ValueError, match='streams=0; use 1'):
+            Detector(quickstart_onnx.uint8, backend, streams=0)
+        with pytest.raises(ValueError, match='streams=3 is more than the 2 '
+                           'threads'):
+            Detector(quickstart_onnx.uint8, backend, threads=2, streams=3)
+
+
 # --- bad input ---------------------------------------------------------------
 
 def test_onnx_not_ours_or_without_its_preprocessing(tmp_path,

@@ -36,7 +36,7 @@ from ssd_plugin.utils.mmdet_ssd import (calibrate_head, count_candidates,
                                         random_detector)
 from ssd_plugin.utils.network_input import config_input_size, network_inputs
 from ssd_runtime import Detector
-from ssd_runtime.detect import parse_args
+from ssd_runtime.detect import default_streams, parse_args
 from ssd_runtime.detect import run as run_detect
 from ssd_runtime.machine import describe_machine
 from ssd_runtime.metadata import UINT8_BGR, read_model_info
@@ -49,6 +49,8 @@ CONTENDERS = (('ORT FP32', 'fp32', 'onnxruntime', 'f32'),
               ('OV BF16', 'fp32', 'openvino', 'bf16'),
               ('OV INT8', 'int8', 'openvino', 'f32'))
 BASELINE = 'ORT FP32'
+# The contender of the throughput rows and of the ssd-detect comparison.
+BEST_INT8 = 'OV INT8'
 
 
 def export_benchmark_model(cfg: Config, images: Sequence[np.ndarray],
@@ -122,14 +124,15 @@ DETECT_OUTPUTS = {'--out video, --json': ('drawn.mp4', 'detections.json'),
 
 def detect_vs_runtime(model: str, backend: str, precision: str,
                       threads: int, video: str, work_dir: str,
-                      rounds: int) -> Dict[str, float]:
+                      rounds: int, streams: int) -> Dict[str, float]:
     """``ssd-detect`` on ``video`` with each of :data:`DETECT_OUTPUTS`
-    against the runtime alone on its decoded frames, alternating, ``rounds``
-    each.
+    (``--streams streams``) against the runtime alone on its decoded frames
+    (``Detector.imap``) with 1 stream and with ``streams``, alternating,
+    ``rounds`` each.
 
     Returns:
         dict[str, float]: Median FPS of ``ssd-detect`` per outputs key, and
-        of the runtime alone under ``'runtime'``.
+        of the runtime alone under ``'runtime, K streams'``.
     """
     capture = cv2.VideoCapture(video)
     frames = []
@@ -138,25 +141,53 @@ def detect_vs_runtime(model: str, backend: str, precision: str,
         if not ok:
             break
         frames.append(frame)
-    detector = Detector(model, backend, precision, threads)
+    alone = {f'runtime, {k} stream{"s" * (k > 1)}':
+             Detector(model, backend, precision, threads, k)
+             for k in sorted({1, streams})}
     common = [model, video, '--backend', backend, '--precision', precision,
-              '--threads', str(threads), '--no-progress']
+              '--threads', str(threads), '--streams', str(streams),
+              '--no-progress']
     argvs = {}
     for key, (drawn, json_file) in DETECT_OUTPUTS.items():
         argvs[key] = common + ['--json', osp.join(work_dir, json_file)]
         if drawn:
             argvs[key] += ['--out', osp.join(work_dir, drawn)]
-    fps = {key: [] for key in [*argvs, 'runtime']}
-    for frame in frames[:10]:  # warm-up
-        detector(frame)
+    fps: Dict[str, List[float]] = {key: [] for key in [*argvs, *alone]}
+    for detector in alone.values():  # warm-up
+        list(detector.imap(frames[:10]))
     for _ in range(rounds):
         for key, argv in argvs.items():
             fps[key].append(run_detect(parse_args(argv))['fps'])
-        start = time.perf_counter()
-        for frame in frames:
-            detector(frame)
-        fps['runtime'].append(len(frames) / (time.perf_counter() - start))
+        for key, detector in alone.items():
+            start = time.perf_counter()
+            for _ in detector.imap(frames):
+                pass
+            fps[key].append(len(frames) / (time.perf_counter() - start))
     return {key: statistics.median(values) for key, values in fps.items()}
+
+
+def time_streams(paths: Dict[str, str], images: Sequence[np.ndarray],
+                 threads: int, streams: int, rounds: int
+                 ) -> Dict[str, List[float]]:
+    """Per INT8 contender with 1 and with ``streams`` streams
+    (``Detector.imap``: images side by side), the mean seconds per image of
+    each round (a round: every image once), the contenders alternating."""
+    detectors = {}
+    for name, kind, backend, precision in CONTENDERS:
+        if kind == 'int8':
+            for k in (1, streams):
+                detectors[f'{name} x{k}'] = Detector(
+                    paths[kind], backend, precision, threads, k)
+    for detector in detectors.values():  # warm-up
+        list(detector.imap(images[:6]))
+    seconds: Dict[str, List[float]] = {name: [] for name in detectors}
+    for _ in range(rounds):
+        for name, detector in detectors.items():
+            start = time.perf_counter()
+            for _ in detector.imap(images):
+                pass
+            seconds[name].append((time.perf_counter() - start) / len(images))
+    return seconds
 
 
 def run(config: str, images: Optional[Sequence[str]] = None,
@@ -204,27 +235,38 @@ def run(config: str, images: Optional[Sequence[str]] = None,
               f'score_thr per image {paths["candidates"]}; detections per '
               f'image {counts}')
         fps = report_fps(time_contenders(detectors, arrays * calls, rounds))
+        streams = default_streams(threads)
+        if streams > 1:
+            print(f'Throughput: images side by side in {streams} streams '
+                  f'({threads} threads shared), against 1 stream:')
+            fps.update(report_fps(time_streams(
+                paths, arrays * calls, threads, streams, rounds),
+                baseline=f'{BEST_INT8} x1'))
         print(f'load average {os.getloadavg()[0]:.2f} (1 min) at the end')
         if video_frames:
-            _video_report(paths, max(fps, key=fps.get), threads,
-                          video_frames, seed, work_dir, rounds)
+            _video_report(paths, BEST_INT8, threads, streams, video_frames,
+                          seed, work_dir, rounds)
     return fps
 
 
-def _video_report(paths: Dict[str, str], best: str, threads: int,
-                  frames: int, seed: int, work_dir: str,
+def _video_report(paths: Dict[str, str], name: str, threads: int,
+                  streams: int, frames: int, seed: int, work_dir: str,
                   rounds: int) -> None:
-    """Print :func:`detect_vs_runtime` for contender ``best`` on a shapes
+    """Print :func:`detect_vs_runtime` for contender ``name`` on a shapes
     video of ``frames`` frames."""
-    _, kind, backend, precision = next(c for c in CONTENDERS if c[0] == best)
+    _, kind, backend, precision = next(c for c in CONTENDERS if c[0] == name)
     video = make_shapes_video(osp.join(work_dir, 'shapes.mp4'), frames,
                               seed=seed)
     fps = detect_vs_runtime(paths[kind], backend, precision, threads,
-                            video['path'], work_dir, rounds)
-    alone = fps.pop('runtime')
+                            video['path'], work_dir, rounds, streams)
+    alone = {key: fps.pop(key) for key in list(fps)
+             if key.startswith('runtime')}
+    width, height = video['frame_size']
+    print(f'ssd-detect on a {width}x{height} video of {frames} frames '
+          f'({name}, --streams {streams}) against the runtime alone on its '
+          f'frames ({", ".join(f"{k}: {v:.1f} FPS" for k, v in alone.items())}'
+          f'), median of {rounds}:')
     for outputs, detect in fps.items():
-        print(f'ssd-detect on a {video["frame_size"][0]}x'
-              f'{video["frame_size"][1]} video of {frames} frames ({best}; '
-              f'{outputs}): {detect:.1f} FPS, the runtime alone on its '
-              f'frames {alone:.1f} FPS: {detect / alone:.0%} (median of '
-              f'{rounds})')
+        shares = ', '.join(f'{detect / v:.0%} of {k}' for k, v in
+                           alone.items())
+        print(f'  ssd-detect {outputs}: {detect:.1f} FPS, {shares}')
