@@ -9,9 +9,10 @@ quantized to INT8 on the benchmark's images. Each contender is an
 resize, inference with the graph's post-processing, boxes mapped back --
 BGR image in, detections out. They run interleaved in one process
 (``time_interleaved``), so a shared machine's load hits all alike.
-:func:`detect_vs_runtime` compares ``ssd-detect`` on a video (decoding
-included; drawing and encoding a video, or the JSON only) with the runtime
-alone on the same frames.
+:func:`time_streams` runs the INT8 contenders with several inference
+streams side by side (throughput) beside one; :func:`detect_vs_runtime`
+compares ``ssd-detect`` on a video (decoding included; drawing and encoding
+a video, or the JSON only) with the runtime alone on the same frames.
 """
 import os
 import os.path as osp

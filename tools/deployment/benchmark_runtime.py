@@ -11,10 +11,11 @@ Exports the config's model (random weights, head calibrated so that a
 realistic number of boxes pass the score threshold) with the uint8 input,
 quantizes it to INT8 on the benchmark images, and times ORT FP32/INT8 and
 OV FP32/BF16/INT8 interleaved in this process (median FPS over the rounds
-and their range; ratios to ORT FP32). Then ``ssd-detect`` on a generated
-video (decoding, drawing and encoding a video and the JSON; then the JSON
-only) against the runtime alone on the same frames, with the fastest
-contender. The machine (CPU, flags, threads,
+and their range; ratios to ORT FP32); with 2 threads or more, the INT8
+contenders again with 2 streams side by side against 1 (throughput). Then
+``ssd-detect`` on a generated video with OpenVINO INT8 (decoding, drawing
+and encoding a video and the JSON; then the JSON only) against the runtime
+alone on the same frames with 1 stream and with ssd-detect's streams. The machine (CPU, flags, threads,
 versions) and the load average are printed with the figures
 (``ssd_plugin.benchmarks.runtime``). ``ONEDNN_MAX_CPU_ISA=AVX2`` in the
 environment caps OpenVINO's kernels at AVX2 (an AVX2-only CPU's instruction
