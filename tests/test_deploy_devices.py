@@ -8,25 +8,19 @@ marked ``cuda`` run the same on a GPU when there is one.
 """
 import contextlib
 import copy
-import os.path as osp
 
-import cv2
-import matplotlib
-import numpy as np
 import pytest
 import torch
 from mmdet.apis import inference_detector, init_detector
 
+from conftest import QUICKSTART_CONFIG, pipeline_batch, sample_images
 from ssd_plugin.deploy import DeployedDetector, bf16_network, export_onnx
 from ssd_plugin.deploy.export import RawSSD
 from ssd_plugin.utils.benchmark import detection_agreement
 
 pytest.importorskip('onnxruntime', reason='the deploy extra')
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(REPO_ROOT, 'configs', 'quickstart', 'ssd_shapes.py')
-PHOTO = osp.join(osp.dirname(matplotlib.__file__), 'mpl-data',
-                 'sample_data', 'grace_hopper.jpg')
+CONFIG = QUICKSTART_CONFIG
 
 
 @pytest.fixture(scope='module')
@@ -43,8 +37,8 @@ def onnx_path(model, tmp_path_factory) -> str:
 
 
 def _images():
-    rng = np.random.default_rng(0)
-    return [cv2.imread(PHOTO), rng.integers(0, 256, (240, 320, 3), np.uint8)]
+    """The photograph and a random 240x320 image."""
+    return sample_images()[:2]
 
 
 # --- torch bf16 --------------------------------------------------------------
@@ -133,24 +127,13 @@ def test_deployed_detector_reads_inputs_off_the_device(model, onnx_path):
     reference = inference_detector(deployed, _images())
     for ref, image in zip(reference, _images()):
         data = deployed.data_preprocessor(
-            _pipeline_batch(deployed, image), False)
+            pipeline_batch(deployed.cfg, [image]), False)
         inputs = data['inputs'].as_subclass(_DeviceTensor)
         with pytest.raises(TypeError):
             inputs.float().numpy()  # what a CUDA tensor does
         [result] = deployed(inputs, data['data_samples'])
         assert torch.equal(result.pred_instances.bboxes,
                            ref.pred_instances.bboxes)
-
-
-def _pipeline_batch(deployed: DeployedDetector, image: np.ndarray) -> dict:
-    """One image through the config's test pipeline, collated."""
-    from mmcv.transforms import Compose
-    from mmengine.dataset import pseudo_collate
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope('ssd_plugin'):
-        steps = deployed.cfg.test_dataloader.dataset.pipeline.copy()
-        steps[0] = dict(type='mmdet.LoadImageFromNDArray')
-        return pseudo_collate([Compose(steps)(dict(img=image, img_id=0))])
 
 
 # --- on a GPU ----------------------------------------------------------------

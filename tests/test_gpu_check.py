@@ -22,6 +22,7 @@ from ssd_plugin.utils.mmdet_ssd import (calibrate_head, patch_ssd_head,
                                         random_detector)
 from ssd_plugin.utils.network_input import network_inputs
 
+
 @pytest.fixture(scope='module')
 def ours():
     return gpu_check.build_ours(seed=0)
@@ -187,8 +188,14 @@ def test_whole_check_on_cpu(tmp_path):
     amp = results['amp']['runs']
     assert set(amp) == {'fp32', 'bf16'}
     assert all(np.isfinite(amp[d]['losses']).all() for d in amp)
-    speed = results['speed']['inference']['batch1_fp32']['images_per_s']
-    assert set(speed) == {'mmdet', 'mmdet_channels_last', 'ours'}
+    race = results['speed']['inference']['batch1_fp32']
+    assert set(race['images_per_s']) == {'mmdet', 'mmdet_channels_last',
+                                         'ours'}
+    assert all(v > 0 for v in race['images_per_s'].values())
+    best = max(race['images_per_s']['mmdet'],
+               race['images_per_s']['mmdet_channels_last'])
+    assert race['ours_vs_best_mmdet'] == pytest.approx(
+        race['images_per_s']['ours'] / best)
     assert results['deploy']['deployed_vs_torch']['share'] >= 0.99
 
 

@@ -263,13 +263,15 @@ def test_streams_side_by_side_give_each_image_its_detections(
     two = Detector(quickstart_onnx.uint8, backend, threads=2, streams=2)
     expected = [one(image) for image in images]
     assert sum(map(len, expected)) > 0
-    assert all(map(_same, expected, two.imap(images)))
-    assert all(map(_same, expected, one.imap(iter(images))))
+    for found in (list(two.imap(images)), list(one.imap(iter(images)))):
+        assert len(found) == len(expected)
+        assert all(map(_same, expected, found))
     assert list(two.imap([])) == []
     # Called from 4 threads at once: each call waits for a free stream.
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(4) as pool:
-        assert all(map(_same, expected, pool.map(two, images)))
+        found = list(pool.map(two, images))
+    assert len(found) == len(expected) and all(map(_same, expected, found))
     assert 'streams=2' in repr(two)
 
 

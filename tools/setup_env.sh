@@ -92,6 +92,10 @@ command -v "$PYTHON" >/dev/null || die "no '$PYTHON' on PATH; install Python 3.9
   || die "$("$PYTHON" -V 2>&1) is outside 3.9-3.12, the range mmcv 2.1.0 and mmdet 3.3.0 support; install Python 3.11 and run PYTHON=python3.11 $0"
 command -v "${CXX:-c++}" >/dev/null || command -v g++ >/dev/null \
   || die "no C++ compiler: mmcv's ops are compiled from source. Install one (Debian/Ubuntu: apt-get install g++) and run again"
+# The AVX2 emulation (tools/analysis_tools/run_as_avx2.py) compiles a small C
+# library with $CC or cc; without one its tests would only be skipped.
+command -v "${CC:-cc}" >/dev/null \
+  || die "no C compiler '${CC:-cc}' (run_as_avx2.py builds its CPUID library with it): install one (Debian/Ubuntu: apt-get install gcc) or set CC=/path/to/gcc, and run again"
 
 # --- fast path: nothing changed since the last successful run ----------------
 # The stamp records how mmcv was compiled: a CUDA torch installed since (or a

@@ -70,6 +70,11 @@ def _check_file(path: str) -> None:
                                 'with tools/deployment/export_onnx.py')
 
 
+def total_threads(num_threads: Optional[int]) -> int:
+    """``num_threads``, or the CPU count where it is None."""
+    return num_threads or os.cpu_count() or 1
+
+
 def stream_threads(num_threads: Optional[int], streams: int
                    ) -> Optional[int]:
     """Threads per stream when ``num_threads`` are shared by ``streams``.
@@ -86,7 +91,7 @@ def stream_threads(num_threads: Optional[int], streams: int
                          'image) or more (images side by side)')
     if streams == 1:
         return num_threads
-    total = num_threads or os.cpu_count() or 1
+    total = total_threads(num_threads)
     if streams > total:
         raise ValueError(f'streams={streams} is more than the {total} '
                          'threads; use at most one stream per thread')
@@ -133,11 +138,9 @@ class OnnxRuntimeSession:
         except Exception as error:  # InvalidProtobuf, Fail, ...
             raise ValueError(f'{path!r} is not an ONNX model ONNX Runtime '
                              f'can load ({error})') from error
-        self.session = self.sessions[0]
-        self.streams = streams
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_name = self.sessions[0].get_inputs()[0].name
         self.props: Dict[str, str] = dict(
-            self.session.get_modelmeta().custom_metadata_map)
+            self.sessions[0].get_modelmeta().custom_metadata_map)
 
     def __call__(self, inputs: np.ndarray,
                  stream: int = 0) -> List[np.ndarray]:
@@ -208,8 +211,6 @@ class OpenVINOSession:
         self.compiled = core.compile_model(model, 'CPU', config)
         self.requests = [self.compiled.create_infer_request()
                          for _ in range(streams)]
-        self.request = self.requests[0]
-        self.streams = streams
         self.outputs = list(self.compiled.outputs)
 
     def __call__(self, inputs: np.ndarray,

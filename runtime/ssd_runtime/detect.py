@@ -26,7 +26,6 @@ The command is ``ssd-detect``, not ``detect``: a bare ``detect`` on PATH is
 too generic a name for one package to claim.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 import time
@@ -35,7 +34,7 @@ from typing import Dict, Iterator, List, Optional
 
 import cv2
 
-from ssd_runtime.backends import add_backend_args
+from ssd_runtime.backends import add_backend_args, total_threads
 from ssd_runtime.detector import Detector
 from ssd_runtime.outputs import CocoJson, ImageWriter, VideoWriter, draw
 from ssd_runtime.pipeline import ReadAhead, WriteBehind
@@ -100,7 +99,7 @@ class Progress:
 def default_streams(threads: Optional[int]) -> int:
     """2 streams where there are 2 threads or more (``None``: the CPU
     count), else 1."""
-    return 2 if (threads or os.cpu_count() or 1) >= 2 else 1
+    return 2 if total_threads(threads) >= 2 else 1
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -177,8 +176,11 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     finally:
         reader.close()
         source.close()
-        behind.close()  # the last frames drawn and encoded
-    outputs = [writer.close()] if writer else []
+        try:
+            behind.close()  # the last frames drawn and encoded
+        finally:  # the video finalised even when drawing failed
+            written = writer.close() if writer else None
+    outputs = [written] if writer else []
     seconds = time.perf_counter() - start
     if frames == 0:
         raise ValueError(f'no frame of {args.input!r} could be read '

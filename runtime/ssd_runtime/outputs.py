@@ -13,6 +13,7 @@
   as a COCO dataset with ``pycocotools``, and its ``annotations`` list is
   what ``COCO.loadRes`` takes.
 """
+import functools
 import json
 import os
 import os.path as osp
@@ -28,6 +29,7 @@ FOURCC = {'.mp4': 'mp4v', '.m4v': 'mp4v', '.mov': 'mp4v', '.mkv': 'mp4v',
           '.avi': 'MJPG'}
 
 
+@functools.lru_cache(maxsize=None)  # drawn per box on every frame
 def class_colour(label: int) -> tuple:
     """A BGR colour per label, hues spread by the golden ratio."""
     hsv = np.uint8([[[int(label * 0.618034 * 180) % 180, 220, 255]]])

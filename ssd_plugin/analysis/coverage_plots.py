@@ -2,13 +2,18 @@
 the numbers of :func:`.default_boxes.coverage_report` drawn."""
 from typing import Sequence
 
-import matplotlib
 import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from ssd_plugin.analysis.coverage import fmt
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
+def _figure(width: float, height: float):
+    """A figure and its axes outside pyplot: no display, and the importing
+    process's matplotlib backend left as it is."""
+    fig = Figure(figsize=(width, height), dpi=80)
+    return fig, fig.subplots()
 
 
 def plot_shapes(gt: torch.Tensor, level_priors: Sequence[torch.Tensor],
@@ -23,11 +28,11 @@ def plot_shapes(gt: torch.Tensor, level_priors: Sequence[torch.Tensor],
         path (str): The PNG written.
         title (str): The plot's title.
     """
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=80)
+    fig, ax = _figure(5, 4.5)
     wh = gt[:, 2:] - gt[:, :2]
     ax.scatter(wh[:, 0], wh[:, 1], s=4, c='0.6', alpha=0.5,
                label='ground truth', rasterized=True)
-    colours = plt.get_cmap('viridis')
+    colours = colormaps['viridis']
     for level, (priors, count) in enumerate(zip(level_priors, num_base)):
         shapes = priors[:count, 2:] - priors[:count, :2]  # one location
         ax.scatter(shapes[:, 0], shapes[:, 1], s=40, marker='x',
@@ -41,7 +46,7 @@ def plot_shapes(gt: torch.Tensor, level_priors: Sequence[torch.Tensor],
 
 def plot_best_iou(report: dict, path: str) -> None:
     """Histogram of each ground truth's best IoU, threshold marked."""
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=80)
+    fig, ax = _figure(5, 3.5)
     ax.hist([g['best_iou'] for g in report['per_gt']], bins=40,
             range=(0, 1), color='tab:blue')
     ax.axvline(report['pos_iou_thr'], color='tab:red', linestyle='--',
@@ -55,7 +60,7 @@ def plot_best_iou(report: dict, path: str) -> None:
 def plot_matches(report: dict, path: str) -> None:
     """Matched (ground truth, default box) pairs per level."""
     levels = report['recall_per_level']
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=80)
+    fig, ax = _figure(5, 3.5)
     names = [f'{k}\n{v["featmap"][0]}x{v["featmap"][1]}'
              for k, v in levels.items()]
     ax.bar(names, [v['matched_pairs'] for v in levels.values()],
@@ -65,7 +70,6 @@ def plot_matches(report: dict, path: str) -> None:
     _save(fig, path)
 
 
-def _save(fig, path: str) -> None:
+def _save(fig: Figure, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -76,11 +76,5 @@ def deployment_contenders(model: nn.Module, images: Sequence[np.ndarray],
             ('OV INT8', int8, 'openvino', 'bf16' if native_bf16 else 'f32')):
         deployed = DeployedDetector(path, model.cfg, backend, precision,
                                     threads)
-        contenders.append((name, partial(_listed, deployed)))
+        contenders.append((name, partial(inference_detector, deployed)))
     return contenders
-
-
-def _listed(model: nn.Module,
-            images: Sequence[np.ndarray]) -> List[DetDataSample]:
-    """``inference_detector`` on a list (it returns a list for one)."""
-    return inference_detector(model, list(images))

@@ -31,7 +31,8 @@ from ssd_plugin.deploy.quantize import quantize_int8
 from ssd_plugin.deploy.runtime import network_to_graph_input
 from ssd_plugin.testing.shapes_video import make_shapes_video
 from ssd_plugin.utils.benchmark import (check_timing_args, read_images,
-                                        sample_dir, time_interleaved)
+                                        round_means, sample_dir,
+                                        time_interleaved)
 from ssd_plugin.utils.config import load_config
 from ssd_plugin.utils.mmdet_ssd import (calibrate_head, count_candidates,
                                         random_detector)
@@ -41,6 +42,7 @@ from ssd_runtime.detect import default_streams, parse_args
 from ssd_runtime.detect import run as run_detect
 from ssd_runtime.machine import describe_machine
 from ssd_runtime.metadata import UINT8_BGR, read_model_info
+from ssd_runtime.sources import open_source
 
 # (name, file, backend, precision). INT8 is the file; OpenVINO runs its
 # FP32 parts at the f32 hint.
@@ -96,10 +98,8 @@ def time_contenders(detectors: Dict[str, Detector],
                     warmup: int = 3) -> Dict[str, List[float]]:
     """Per contender, the mean seconds per image of each round (a round:
     every image once), interleaved."""
-    seconds = time_interleaved(detectors, list(images), rounds,
-                               warmup=warmup * len(images))
-    return {name: [statistics.fmean(part) for part in np.array_split(
-        np.asarray(times), rounds)] for name, times in seconds.items()}
+    return round_means(time_interleaved(detectors, list(images), rounds,
+                                        warmup=warmup * len(images)), rounds)
 
 
 def report_fps(means: Dict[str, List[float]], baseline: str = BASELINE
@@ -135,13 +135,11 @@ def detect_vs_runtime(model: str, backend: str, precision: str,
         dict[str, float]: Median FPS of ``ssd-detect`` per outputs key, and
         of the runtime alone under ``'runtime, K streams'``.
     """
-    capture = cv2.VideoCapture(video)
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
+    source = open_source(video)  # the reader ssd-detect uses
+    try:
+        frames = [frame.image for frame in source]
+    finally:
+        source.close()
     alone = {f'runtime, {k} stream{"s" * (k > 1)}':
              Detector(model, backend, precision, threads, k)
              for k in sorted({1, streams})}
@@ -160,11 +158,17 @@ def detect_vs_runtime(model: str, backend: str, precision: str,
         for key, argv in argvs.items():
             fps[key].append(run_detect(parse_args(argv))['fps'])
         for key, detector in alone.items():
-            start = time.perf_counter()
-            for _ in detector.imap(frames):
-                pass
-            fps[key].append(len(frames) / (time.perf_counter() - start))
+            fps[key].append(1 / _imap_seconds(detector, frames))
     return {key: statistics.median(values) for key, values in fps.items()}
+
+
+def _imap_seconds(detector: Detector, images: Sequence[np.ndarray]
+                  ) -> float:
+    """Wall seconds per image of ``detector.imap`` over ``images``."""
+    start = time.perf_counter()
+    for _ in detector.imap(images):
+        pass
+    return (time.perf_counter() - start) / len(images)
 
 
 def time_streams(paths: Dict[str, str], images: Sequence[np.ndarray],
@@ -184,10 +188,7 @@ def time_streams(paths: Dict[str, str], images: Sequence[np.ndarray],
     seconds: Dict[str, List[float]] = {name: [] for name in detectors}
     for _ in range(rounds):
         for name, detector in detectors.items():
-            start = time.perf_counter()
-            for _ in detector.imap(images):
-                pass
-            seconds[name].append((time.perf_counter() - start) / len(images))
+            seconds[name].append(_imap_seconds(detector, images))
     return seconds
 
 

@@ -32,6 +32,7 @@ from ssd_plugin.deploy.backends import import_backend
 from ssd_plugin.registry import DATASETS
 from ssd_plugin.utils.config import leaf_datasets, use_default_scope
 from ssd_plugin.utils.network_input import network_inputs
+from ssd_runtime.sources import IMAGE_SUFFIXES  # as ssd-detect reads folders
 
 # The network's ops (quantized); torch's exporter names each node by its
 # module path, e.g. '/backbone/layer1/layer1.0/conv1/Conv'.
@@ -42,7 +43,6 @@ NETWORK_SCOPES = ('/backbone/', '/neck/', '/bbox_head/')
 # would round the small norms to zero and blow their features up. Its input
 # (conv4_3's ReLU) and output (the head's conv inputs) stay quantized.
 FP32_SCOPES = ('/neck/l2_norm/', )
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 def _train_images(cfg: Config) -> List[str]:

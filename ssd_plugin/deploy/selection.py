@@ -160,7 +160,7 @@ def select_detections(boxes: Tensor, scores: Tensor,
         tuple[Tensor, Tensor]: ``dets`` ``(N, K, 5)`` and ``labels``
         ``(N, K)``; rows past an image's detections are zeros.
     """
-    num_imgs, _, num_classes = scores.shape
+    _, _, num_classes = scores.shape
     cand_boxes, cand = _candidates(boxes, scores, cfg['nms_pre'])
     num_cands = cand.size(2)
     if cfg['min_bbox_size'] >= 0:

@@ -105,8 +105,8 @@ class FiniteLossCheckHook(Hook):
         if not outputs or not self.every_n_train_iters(runner, self.interval):
             return
         losses = loss_terms(outputs)
-        bad_ranks = ranks_with(any(not math.isfinite(v)
-                                   for v in losses.values()))
+        terms = non_finite_terms(losses)
+        bad_ranks = ranks_with(bool(terms))
         iteration = runner.iter + 1  # 1-based, as in the training log
         scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
         if not bad_ranks:
@@ -115,7 +115,7 @@ class FiniteLossCheckHook(Hook):
             self._check_scale(scaler, iteration)
             return
         # Every rank gets here together: the collectives below match.
-        bad = all_gather_object(non_finite_terms(losses))
+        bad = all_gather_object(terms)
         found = '; '.join(f'rank {r}: {format_losses(bad[r])}'
                           for r in bad_ranks) if len(bad) > 1 else \
             format_losses(bad[0])

@@ -122,6 +122,14 @@ def report(seconds: Mapping[str, Sequence[float]], baseline: str,
     return ratios
 
 
+def round_means(seconds: Mapping[str, Sequence[float]], rounds: int
+                ) -> Dict[str, List[float]]:
+    """Per contender, the mean of each of ``rounds`` equal parts of its
+    times in call order (a round of :func:`time_interleaved`)."""
+    return {name: [statistics.fmean(part) for part in np.array_split(
+        np.asarray(t, float), rounds)] for name, t in seconds.items()}
+
+
 def report_rounds(seconds: Mapping[str, Sequence[float]], rounds: int,
                   baseline: str, unit: str = 'ms',
                   scale: float = 1e3) -> Dict[str, List[float]]:
@@ -129,8 +137,7 @@ def report_rounds(seconds: Mapping[str, Sequence[float]], rounds: int,
     ``seconds`` in call order (as :func:`time_interleaved` gives them). Returns
     per contender and round ``mean(baseline) / mean(contender)``."""
     _check_baseline(seconds, baseline)
-    means = {name: [statistics.fmean(part) for part in np.array_split(
-        np.asarray(t, float), rounds)] for name, t in seconds.items()}
+    means = round_means(seconds, rounds)
     ratios = {name: [b / m for b, m in zip(means[baseline], values)]
               for name, values in means.items()}
     for r in range(rounds):

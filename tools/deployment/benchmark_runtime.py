@@ -15,9 +15,9 @@ and their range; ratios to ORT FP32); with 2 threads or more, the INT8
 contenders again with 2 streams side by side against 1 (throughput). Then
 ``ssd-detect`` on a generated video with OpenVINO INT8 (decoding, drawing
 and encoding a video and the JSON; then the JSON only) against the runtime
-alone on the same frames with 1 stream and with ssd-detect's streams. The machine (CPU, flags, threads,
-versions) and the load average are printed with the figures
-(``ssd_plugin.benchmarks.runtime``). ``ONEDNN_MAX_CPU_ISA=AVX2`` in the
+alone on the same frames with 1 stream and with ssd-detect's streams. The
+machine (CPU, flags, threads, versions) and the load average are printed
+with the figures (``ssd_plugin.benchmarks.runtime``). ``ONEDNN_MAX_CPU_ISA=AVX2`` in the
 environment caps OpenVINO's kernels at AVX2 (an AVX2-only CPU's instruction
 set on this one).
 """
@@ -41,7 +41,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--sizes', nargs='*', default=['640x480', '1280x720'],
                         help='the first photograph also resized to these '
                         'WxH (camera frames)')
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=2,
+                        help='backend threads (default 2)')
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--calls', type=int, default=30,
                         help='calls per image and contender in a round')
